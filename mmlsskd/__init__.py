@@ -1,0 +1,14 @@
+"""LSSKD, Layered Self-Supervised Knowledge Distillation, for OpenMMLab."""
+from .utils import (allow_mmengine_checkpoint_types,
+                    patch_mmrazor_quantization)
+
+# Both must run before anything imports mmrazor or loads a checkpoint.
+patch_mmrazor_quantization()
+allow_mmengine_checkpoint_types()
+
+from .datasets import *  # noqa: F401,F403,E402
+from .engine import *  # noqa: F401,F403,E402
+from .models import *  # noqa: F401,F403,E402
+from .version import __version__  # noqa: E402
+
+__all__ = ['__version__']

@@ -1,0 +1,3 @@
+from .past_prediction_hook import PastPredictionHook
+
+__all__ = ['PastPredictionHook']

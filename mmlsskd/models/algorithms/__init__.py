@@ -1,0 +1,3 @@
+from .lsskd import LSSKD
+
+__all__ = ['LSSKD']

@@ -1,0 +1,3 @@
+from .rotation_joint_head import RotationJointHead
+
+__all__ = ['RotationJointHead']

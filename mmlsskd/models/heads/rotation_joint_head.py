@@ -1,0 +1,127 @@
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import torch
+from mmengine.model import BaseModule
+from mmpretrain.evaluation import Accuracy
+from mmpretrain.registry import MODELS
+from torch import nn
+
+from ..utils import progressive_targets
+
+
+@MODELS.register_module()
+class RotationJointHead(BaseModule):
+    """Joint-label classifiers of the auxiliary branches of LSSKD.
+
+    Branch ``s`` has a linear classifier over ``num_classes * num_views``
+    joint labels; its softmax is the self-supervised augmented distribution
+    SAD_s. The head computes the two branch losses of LSSKD
+    (arXiv 2506.07055):
+
+    - hierarchical label softening: cross-entropy of every branch against
+      the joint one-hot label mixed with that branch's SAD from the
+      previous epoch (``loss_hier``, summed over branches);
+    - deep-to-shallow distillation: ``tau^2 * KL(SAD_S || SAD_s)`` from the
+      deepest branch to every other one, the deepest side detached
+      (``loss_kl``, summed over the shallower branches).
+
+    Args:
+        num_classes (int): Number of classes of the dataset.
+        in_channels (int): Dimension of every branch feature.
+        num_branches (int): Number of auxiliary branches.
+        num_views (int): Number of self-supervised transforms ``K``.
+            Defaults to 4.
+        loss_hier (dict): Soft-label classification loss; its
+            ``loss_weight`` weights the term.
+            Defaults to ``dict(type='CrossEntropyLoss', use_soft=True)``.
+        loss_kl (dict): Distillation loss called as ``loss(student,
+            teacher)`` on logits; its ``tau`` and ``loss_weight`` apply.
+            Defaults to ``dict(type='mmrazor.KLDivergence', tau=3.0)``.
+        init_cfg (dict, optional): Initialization config. Defaults to
+            normal init of the linear layers, as mmpretrain's heads.
+    """
+
+    def __init__(self,
+                 num_classes: int,
+                 in_channels: int,
+                 num_branches: int,
+                 num_views: int = 4,
+                 loss_hier: dict = dict(
+                     type='CrossEntropyLoss', use_soft=True),
+                 loss_kl: dict = dict(type='mmrazor.KLDivergence', tau=3.0),
+                 init_cfg: Optional[dict] = dict(
+                     type='Normal', layer='Linear', std=0.01)) -> None:
+        super().__init__(init_cfg=init_cfg)
+        if num_branches < 2:
+            raise ValueError(
+                f'RotationJointHead needs at least two branches for the '
+                f'deep-to-shallow distillation, got {num_branches}.')
+        self.num_classes = num_classes
+        self.num_views = num_views
+        self.num_joint_classes = num_classes * num_views
+        self.classifiers = nn.ModuleList(
+            nn.Linear(in_channels, self.num_joint_classes)
+            for _ in range(num_branches))
+        self.loss_hier = MODELS.build(loss_hier)
+        self.loss_kl = MODELS.build(loss_kl)
+
+    @property
+    def num_branches(self) -> int:
+        """int: The number of branch classifiers."""
+        return len(self.classifiers)
+
+    def forward(self, feats: Sequence[torch.Tensor]) -> Tuple[torch.Tensor]:
+        """Joint-label logits of every branch.
+
+        The part can be traced by torch.fx.
+
+        Args:
+            feats (Sequence[torch.Tensor]): One (N, D) feature per branch.
+
+        Returns:
+            tuple[torch.Tensor]: One (N, num_classes * num_views) logit
+            tensor per branch, shallowest first.
+        """
+        return tuple(fc(x) for fc, x in zip(self.classifiers, feats))
+
+    def loss(self, logits: Sequence[torch.Tensor], joint_labels: torch.Tensor,
+             past_probs: torch.Tensor,
+             past_weight: torch.Tensor) -> Dict[str, torch.Tensor]:
+        """The branch losses and training accuracies.
+
+        Takes the logits of :meth:`forward` rather than features, because the
+        algorithm also stores their softmax for the next epoch.
+
+        Args:
+            logits (Sequence[torch.Tensor]): Output of :meth:`forward`.
+            joint_labels (torch.Tensor): Joint labels of shape (N, ).
+            past_probs (torch.Tensor): Every branch's SAD of the previous
+                epoch for the same rows, shape (num_branches, N, C * K).
+            past_weight (torch.Tensor): Weight of the past SAD per row,
+                shape (N, ): ``alpha_t`` where a past SAD exists, else 0.
+
+        Returns:
+            dict[str, torch.Tensor]: ``loss_hier``, ``loss_kl`` and
+            ``acc_branch{s}`` (joint-label top-1 of branch ``s``, from 1).
+        """
+        losses = dict()
+        losses['loss_hier'] = sum(
+            self.loss_hier(
+                branch_logits,
+                progressive_targets(joint_labels, self.num_joint_classes,
+                                    past, past_weight))
+            for branch_logits, past in zip(logits, past_probs))
+        deepest = logits[-1].detach()
+        losses['loss_kl'] = sum(
+            self.loss_kl(branch_logits, deepest)
+            for branch_logits in logits[:-1])
+        with torch.no_grad():
+            for s, branch_logits in enumerate(logits, 1):
+                losses[f'acc_branch{s}'] = Accuracy.calculate(
+                    branch_logits, joint_labels, topk=(1, ))[0][0]
+        return losses
+
+    @staticmethod
+    def probabilities(logits: Sequence[torch.Tensor]) -> torch.Tensor:
+        """Detached SADs of every branch, stacked: (num_branches, N, C*K)."""
+        return torch.stack([x.detach().softmax(dim=1) for x in logits])

@@ -1,0 +1,76 @@
+from typing import Sequence
+
+import torch
+from mmpretrain.registry import MODELS
+from torch import nn
+
+
+@MODELS.register_module()
+class RotationViews(nn.Module):
+    """The self-supervised transform set of LSSKD: image rotations.
+
+    Every image of a batch of ``B`` becomes ``K`` views, stacked view-major:
+    row ``k * B + i`` is image ``i`` under transform ``k``, so the first ``B``
+    rows are the unrotated images. The joint ("self-supervised augmented")
+    label of image ``i`` with class ``y_i`` under transform ``k`` is
+    ``y_i * K + k`` (class-major, as in HSSAKD, arXiv 2107.13715).
+
+    Args:
+        angles (Sequence[int]): Rotation angles in degrees, multiples of 90.
+            The first must be 0: it is the view the final classifier sees.
+            Defaults to ``(0, 90, 180, 270)``.
+    """
+
+    def __init__(self, angles: Sequence[int] = (0, 90, 180, 270)) -> None:
+        super().__init__()
+        angles = tuple(int(a) for a in angles)
+        if not angles or angles[0] != 0:
+            raise ValueError(
+                f'RotationViews angles must start with 0 (the unrotated view '
+                f'the classifier is trained on), got {angles}.')
+        if any(a % 90 for a in angles) or len(set(a % 360 for a in angles)) \
+                != len(angles):
+            raise ValueError(
+                f'RotationViews angles must be distinct multiples of 90 '
+                f'degrees, got {angles}.')
+        self.angles = angles
+        self._quarter_turns = [(a // 90) % 4 for a in angles]
+
+    @property
+    def num_views(self) -> int:
+        """int: The number of views ``K`` per image."""
+        return len(self.angles)
+
+    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        """Stack the views of a batch.
+
+        Args:
+            inputs (torch.Tensor): Images of shape (B, C, H, W).
+
+        Returns:
+            torch.Tensor: Views of shape (K * B, C, H, W), view-major.
+        """
+        height, width = inputs.shape[-2:]
+        if height != width and any(t % 2 for t in self._quarter_turns):
+            raise ValueError(
+                f'RotationViews with angles {self.angles} needs square '
+                f'inputs, got {height}x{width}: a 90 degree rotation changes '
+                f'the shape. Crop or resize to a square in the train pipeline '
+                f"(e.g. dict(type='RandomResizedCrop', scale={max(height, width)})) "
+                f'or use angles=(0, 180).')
+        return torch.cat(
+            [torch.rot90(inputs, t, (2, 3)) for t in self._quarter_turns])
+
+    def joint_labels(self, labels: torch.Tensor) -> torch.Tensor:
+        """Joint labels of the views returned by :meth:`forward`.
+
+        Args:
+            labels (torch.Tensor): Class labels of shape (B, ).
+
+        Returns:
+            torch.Tensor: Joint labels ``y * K + k`` of shape (K * B, ),
+            view-major.
+        """
+        views = torch.arange(self.num_views, device=labels.device)
+        return (labels.unsqueeze(0) * self.num_views +
+                views.unsqueeze(1)).reshape(-1)

@@ -1,0 +1,8 @@
+from .distributed import setup_cpu_distributed
+from .mmrazor_compat import patch_mmrazor_quantization
+from .safe_checkpoint import allow_mmengine_checkpoint_types
+
+__all__ = [
+    'allow_mmengine_checkpoint_types', 'patch_mmrazor_quantization',
+    'setup_cpu_distributed'
+]

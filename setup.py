@@ -1,0 +1,46 @@
+from setuptools import find_packages, setup
+
+
+def readme() -> str:
+    with open('README.md', encoding='utf-8') as f:
+        return f.read()
+
+
+def version() -> str:
+    scope: dict = {}
+    with open('mmlsskd/version.py', encoding='utf-8') as f:
+        exec(f.read(), scope)
+    return scope['__version__']
+
+
+setup(
+    name='mmlsskd',
+    version=version(),
+    description='Layered Self-Supervised Knowledge Distillation (LSSKD) '
+    'for the OpenMMLab runner',
+    long_description=readme(),
+    long_description_content_type='text/markdown',
+    packages=find_packages(exclude=('tests', 'tests.*', 'configs', 'tools')),
+    python_requires='>=3.8',
+    # Ranges an existing OpenMMLab 2.x environment satisfies; CI pins the
+    # tested combination in requirements/ci.txt. mmpretrain and mmrazor do
+    # not declare mmengine/mmcv in their plain requirements, so we do.
+    install_requires=[
+        'torch>=1.13',
+        'torchvision',
+        'mmengine>=0.8.0,<1.0.0',
+        'mmcv-lite>=2.0.0,<=2.1.0',
+        'mmpretrain>=1.0.0,<1.3.0',
+        'mmrazor>=1.0.0,<1.1.0',
+        'joblib',  # imported by mmrazor without being declared
+        'numpy',
+        'setuptools<81',  # mmengine's mmpretrain:: configs need pkg_resources
+    ],
+    extras_require=dict(tests=['pytest>=7']),
+    license='Apache License 2.0',
+    classifiers=[
+        'Programming Language :: Python :: 3',
+        'License :: OSI Approved :: Apache Software License',
+        'Topic :: Scientific/Engineering :: Artificial Intelligence',
+    ],
+)

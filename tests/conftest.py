@@ -1,0 +1,90 @@
+import os
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import mmlsskd  # noqa: F401  (registers components, patches mmrazor)
+
+NUM_CLASSES = 5
+TRAIN_PER_CLASS = 4
+TEST_PER_CLASS = 2
+
+# Keep the 2-core CI machine responsive and the runs deterministic.
+torch.set_num_threads(1)
+os.environ.setdefault('OMP_NUM_THREADS', '1')
+
+
+def write_tiny_cifar(root: Path, seed: int = 0) -> Path:
+    """Write a tiny CIFAR-100-layout dataset (pickles) under ``root``."""
+    rng = np.random.default_rng(seed)
+    folder = root / 'cifar-100-python'
+    folder.mkdir(parents=True, exist_ok=True)
+    for split, per_class in (('train', TRAIN_PER_CLASS),
+                             ('test', TEST_PER_CLASS)):
+        labels = [c for c in range(NUM_CLASSES) for _ in range(per_class)]
+        # Class-dependent brightness, so a few steps can learn something.
+        data = np.stack([
+            np.clip(rng.normal(40 + 40 * c, 30, 3 * 32 * 32), 0, 255)
+            for c in labels
+        ]).astype(np.uint8)
+        with open(folder / split, 'wb') as f:
+            pickle.dump({'data': data, 'fine_labels': labels}, f)
+    with open(folder / 'meta', 'wb') as f:
+        pickle.dump(
+            {'fine_label_names': [f'class{c}' for c in range(NUM_CLASSES)]},
+            f)
+    return root
+
+
+@pytest.fixture(scope='session')
+def tiny_cifar(tmp_path_factory) -> Path:
+    return write_tiny_cifar(tmp_path_factory.mktemp('data'))
+
+
+def tiny_architecture(num_classes: int = NUM_CLASSES) -> dict:
+    return dict(
+        type='ImageClassifier',
+        backbone=dict(
+            type='ResNet_CIFAR',
+            depth=18,
+            base_channels=4,
+            out_indices=(0, 1, 2, 3)),
+        neck=dict(type='GlobalAveragePooling'),
+        head=dict(
+            type='LinearClsHead', num_classes=num_classes, in_channels=32))
+
+
+def tiny_lsskd(**kwargs) -> dict:
+    cfg = dict(
+        type='LSSKD',
+        architecture=tiny_architecture(),
+        aux_neck=dict(type='AuxiliaryBranchNeck', input_size=32))
+    cfg.update(kwargs)
+    return cfg
+
+
+@pytest.fixture
+def tiny_cfg_options(tiny_cifar) -> list:
+    """--cfg-options that shrink the shipped config to the tiny data."""
+    root = str(tiny_cifar)
+    return [
+        f'train_dataloader.dataset.data_root={root}',
+        'train_dataloader.dataset.type=LocalCIFAR100',
+        'train_dataloader.batch_size=8',
+        'train_dataloader.num_workers=0',
+        f'val_dataloader.dataset.data_root={root}',
+        'val_dataloader.dataset.type=LocalCIFAR100',
+        'val_dataloader.num_workers=0',
+        f'test_dataloader.dataset.data_root={root}',
+        'test_dataloader.dataset.type=LocalCIFAR100',
+        'test_dataloader.num_workers=0',
+        'model.architecture.backbone.base_channels=4',
+        f'model.architecture.head.num_classes={NUM_CLASSES}',
+        'model.architecture.head.in_channels=32',
+        f'data_preprocessor.num_classes={NUM_CLASSES}',
+        'train_cfg.max_epochs=2',
+        'default_hooks.logger.interval=1',
+    ]
