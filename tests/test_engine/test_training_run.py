@@ -1,0 +1,148 @@
+"""Real mmengine Runner training of the shipped config on tiny data."""
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import NUM_CLASSES, TRAIN_PER_CLASS
+from mmengine.config import Config, DictAction
+from mmengine.runner import Runner
+
+from mmlsskd.engine import PastPredictionHook, PastPredictionStore
+from mmlsskd.engine.hooks.past_prediction_hook import CHECKPOINT_KEY
+
+CONFIG = Path(__file__).parents[2] / 'configs/lsskd/resnet18_cifar100.py'
+NUM_TRAIN = NUM_CLASSES * TRAIN_PER_CLASS
+
+
+def make_cfg(options, work_dir, **extra) -> Config:
+    cfg = Config.fromfile(str(CONFIG))
+    parsed = {}
+    for option in options:
+        key, value = option.split('=', 1)
+        parsed[key] = DictAction._parse_iterable(value)
+    cfg.merge_from_dict(parsed)
+    cfg.work_dir = str(work_dir)
+    cfg.merge_from_dict(extra)
+    return cfg
+
+
+@pytest.fixture
+def lookups(monkeypatch):
+    """Record every batch lookup: (alpha, all written, store snapshot)."""
+    records = []
+    original = PastPredictionStore.lookup
+
+    def spy(store, indices, device=None):
+        past = original(store, indices, device)
+        records.append((bool(past.written.all()), store.final.clone(),
+                        store.branches.clone()))
+        return past
+
+    monkeypatch.setattr(PastPredictionStore, 'lookup', spy)
+    return records
+
+
+def hook_of(runner) -> PastPredictionHook:
+    return next(h for h in runner.hooks if isinstance(h, PastPredictionHook))
+
+
+def test_two_epochs_fill_use_and_checkpoint_the_store(
+        tiny_cfg_options, tmp_path, lookups):
+    runner = Runner.from_cfg(make_cfg(tiny_cfg_options, tmp_path))
+    runner.train()
+
+    iters_per_epoch = len(runner.train_dataloader)
+    assert len(lookups) == 2 * iters_per_epoch
+    # Epoch 1 has no past predictions; every lookup of epoch 2 finds one.
+    assert not any(written for written, _, _ in lookups[:iters_per_epoch])
+    assert all(written for written, _, _ in lookups[iters_per_epoch:])
+    assert runner.model.alpha == pytest.approx(0.8 * 1 / 2)
+
+    scalars = runner.message_hub.log_scalars
+    for key in ('loss', 'loss_cls', 'loss_hier', 'loss_kl', 'loss_feat'):
+        values = scalars[f'train/{key}'].data[0]
+        assert len(values) == 2 * iters_per_epoch
+        assert all(map(lambda v: v == v and abs(v) < 1e6, values)), key
+
+    ckpt1 = torch.load(tmp_path / 'epoch_1.pth', map_location='cpu')
+    ckpt2 = torch.load(tmp_path / 'epoch_2.pth', map_location='cpu')
+    store1, store2 = ckpt1[CHECKPOINT_KEY], ckpt2[CHECKPOINT_KEY]
+    # Every sample written in epoch 1 (index 0), then again in epoch 2.
+    assert store1['written_epoch'].tolist() == [0] * NUM_TRAIN
+    assert store2['written_epoch'].tolist() == [1] * NUM_TRAIN
+    assert torch.allclose(store1['final'].sum(1), torch.ones(NUM_TRAIN))
+    assert store1['branches'].shape == (4, NUM_TRAIN, 4, NUM_CLASSES * 4)
+    # The store is not model state: the student keys stay plain.
+    assert not any('store' in k or 'past' in k for k in ckpt2['state_dict'])
+    assert torch.equal(hook_of(runner).store.final, store2['final'])
+
+
+def test_resume_restores_the_same_store(tiny_cfg_options, tmp_path, lookups):
+    first = tmp_path / 'first'
+    Runner.from_cfg(
+        make_cfg(tiny_cfg_options, first, train_cfg=dict(max_epochs=1))
+    ).train()
+    saved = torch.load(first / 'epoch_1.pth', map_location='cpu')
+    saved = saved[CHECKPOINT_KEY]
+    lookups.clear()
+
+    resumed = Runner.from_cfg(
+        make_cfg(
+            tiny_cfg_options,
+            tmp_path / 'resumed',
+            resume=True,
+            load_from=str(first / 'epoch_1.pth')))
+    resumed.train()
+    assert resumed.epoch == 2
+    # Only epoch 2 ran, and its first lookup saw exactly the saved store.
+    assert len(lookups) == len(resumed.train_dataloader)
+    written, final, branches = lookups[0]
+    assert written
+    assert torch.equal(final, saved['final'])
+    assert torch.equal(branches, saved['branches'])
+
+
+def test_load_from_starts_an_empty_store(tiny_cfg_options, tmp_path, lookups):
+    first = tmp_path / 'first'
+    Runner.from_cfg(
+        make_cfg(tiny_cfg_options, first, train_cfg=dict(max_epochs=1))
+    ).train()
+    lookups.clear()
+    runner = Runner.from_cfg(
+        make_cfg(
+            tiny_cfg_options,
+            tmp_path / 'finetune',
+            train_cfg=dict(max_epochs=1),
+            load_from=str(first / 'epoch_1.pth')))
+    runner.train()
+    assert not any(written for written, _, _ in lookups)
+
+
+def test_resume_with_a_store_for_other_data_fails_clearly(
+        tiny_cfg_options, tmp_path):
+    first = tmp_path / 'first'
+    Runner.from_cfg(
+        make_cfg(tiny_cfg_options, first, train_cfg=dict(max_epochs=1))
+    ).train()
+    ckpt = torch.load(first / 'epoch_1.pth', map_location='cpu')
+    for key in ('final', 'branches', 'written_epoch'):
+        value = ckpt[CHECKPOINT_KEY][key]
+        dim = 1 if key == 'branches' else 0
+        ckpt[CHECKPOINT_KEY][key] = value.narrow(dim, 0, 3)
+    torch.save(ckpt, tmp_path / 'small.pth')
+    runner = Runner.from_cfg(
+        make_cfg(
+            tiny_cfg_options,
+            tmp_path / 'resumed',
+            resume=True,
+            load_from=str(tmp_path / 'small.pth')))
+    with pytest.raises(ValueError, match='does not fit this run'):
+        runner.train()
+    # The checkpoint being resumed is left as it was.
+    assert torch.load(tmp_path / 'small.pth',
+                      map_location='cpu')[CHECKPOINT_KEY]['final'].shape[0] == 3
+
+
+def test_alpha_T_outside_unit_interval_is_rejected():
+    with pytest.raises(ValueError, match=r'\[0, 1\]'):
+        PastPredictionHook(alpha_T=1.5)

@@ -1,0 +1,166 @@
+import copy
+
+import pytest
+import torch
+import torch.nn.functional as F
+from conftest import NUM_CLASSES, tiny_architecture, tiny_lsskd
+from mmpretrain.registry import MODELS
+from mmpretrain.structures import DataSample
+
+from mmlsskd.engine import PastPredictionStore
+
+
+def batch(size=4, num_samples=10, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    inputs = torch.randn(size, 3, 32, 32, generator=g)
+    labels = torch.randint(0, NUM_CLASSES, (size, ), generator=g)
+    indices = torch.randperm(num_samples, generator=g)[:size]
+    samples = [
+        DataSample(metainfo=dict(sample_idx=int(i))).set_gt_label(int(y))
+        for i, y in zip(indices, labels)
+    ]
+    return inputs, samples, labels, indices
+
+
+def build(**kwargs):
+    torch.manual_seed(0)
+    model = MODELS.build(tiny_lsskd(**kwargs))
+    model.attach_past_predictions(
+        PastPredictionStore(10, NUM_CLASSES, model.num_views,
+                            model.num_branches))
+    return model
+
+
+def test_losses_are_logged_apart_and_finite():
+    model = build()
+    inputs, samples, _, _ = batch()
+    losses = model.loss(inputs, samples)
+    assert {'loss_cls', 'loss_hier', 'loss_kl', 'loss_feat'} <= set(losses)
+    assert {f'acc_branch{s}' for s in range(1, 5)} <= set(losses)
+    assert all(torch.isfinite(v).all() for v in losses.values())
+
+
+def test_classifier_and_feature_losses_by_hand():
+    model = build()
+    model.train()
+    inputs, samples, labels, indices = batch()
+    store = model._past_predictions
+    # Give two of the four samples a past final prediction.
+    past = torch.softmax(torch.randn(2, NUM_CLASSES), 1)
+    store.final[indices[:2]] = past
+    store.written_epoch[indices[:2]] = 0
+    model.alpha = 0.3
+
+    torch.manual_seed(1)
+    losses = model.loss(inputs, samples)
+
+    # Recompute with the same weights; BN sees the same batch in train mode.
+    views = torch.cat([torch.rot90(inputs, k, (2, 3)) for k in range(4)])
+    stages = model.architecture.backbone(views)
+    logits = model.architecture.head(
+        model.architecture.neck(tuple(s[:4] for s in stages)))
+    target = F.one_hot(labels, NUM_CLASSES).float()
+    target[:2] = 0.7 * target[:2] + 0.3 * past
+    expected_cls = -(target * F.log_softmax(logits, 1)).sum(1).mean()
+    assert torch.allclose(losses['loss_cls'], expected_cls, atol=1e-5)
+
+    last = stages[-1].mean((2, 3))
+    feats = model.aux_neck(stages)
+    expected_feat = 0.01 * sum(
+        ((f - last)**2).sum(1).mean() for f in feats[:-1])
+    assert torch.allclose(losses['loss_feat'], expected_feat, rtol=1e-4)
+
+
+def test_step_predictions_are_detached_and_sample_major():
+    model = build()
+    inputs, samples, _, indices = batch()
+    model.loss(inputs, samples)
+    idx, final, branches = model.pop_step_predictions()
+    assert torch.equal(idx, indices)
+    assert final.shape == (4, NUM_CLASSES) and not final.requires_grad
+    assert branches.shape == (4, 4, 4, NUM_CLASSES * 4)
+    assert not branches.requires_grad
+    assert torch.allclose(branches.sum(-1), torch.ones(4, 4, 4))
+    with pytest.raises(RuntimeError):
+        model.pop_step_predictions()
+
+
+def test_gradients_reach_classifier_and_branches():
+    model = build()
+    inputs, samples, _, _ = batch()
+    losses = model.loss(inputs, samples)
+    sum(v for k, v in losses.items() if k.startswith('loss')).backward()
+    for name, param in model.named_parameters():
+        assert param.grad is not None, name
+
+
+def test_predict_is_the_plain_classifier():
+    model = build()
+    model.eval()
+    plain = MODELS.build(tiny_architecture())
+    plain.load_state_dict(model.architecture.state_dict())
+    plain.eval()
+    calls = []
+    model.aux_neck.register_forward_hook(lambda *a: calls.append('neck'))
+    model.aux_head.register_forward_hook(lambda *a: calls.append('head'))
+
+    inputs, samples, _, _ = batch()
+    ours = model(inputs, copy.deepcopy(samples), mode='predict')
+    theirs = plain(inputs, copy.deepcopy(samples), mode='predict')
+    for a, b in zip(ours, theirs):
+        assert torch.equal(a.pred_score, b.pred_score)
+        assert torch.equal(a.pred_label, b.pred_label)
+    assert torch.equal(
+        model(inputs, mode='tensor'), plain(inputs, mode='tensor'))
+    assert calls == []
+
+
+def test_student_checkpoint_is_the_architecture_keys():
+    model = build()
+    plain = MODELS.build(tiny_architecture())
+    student = {
+        k[len('architecture.'):]
+        for k in model.state_dict() if k.startswith('architecture.')
+    }
+    assert student == set(plain.state_dict())
+    aux = {
+        k.split('.')[0]
+        for k in model.state_dict() if not k.startswith('architecture.')
+    }
+    assert aux <= {'aux_neck', 'aux_head', 'data_preprocessor'}
+    arch_ptrs = {p.data_ptr() for p in model.architecture.parameters()}
+    assert not arch_ptrs & {
+        p.data_ptr()
+        for n, p in model.named_parameters()
+        if not n.startswith('architecture.')
+    }
+
+
+def test_out_indices_and_untyped_data_preprocessor():
+    arch = tiny_architecture()
+    arch['backbone']['out_indices'] = (3, )
+    model = MODELS.build(
+        tiny_lsskd(
+            architecture=arch,
+            out_indices=(1, 2, 3),
+            data_preprocessor=dict(mean=[0.] * 3, std=[1.] * 3)))
+    assert model.num_branches == 3
+    assert type(model.data_preprocessor).__name__ == 'ClsDataPreprocessor'
+
+
+def test_missing_hook_sample_idx_and_batch_augments_are_explained():
+    torch.manual_seed(0)
+    model = MODELS.build(tiny_lsskd())
+    inputs, samples, _, _ = batch()
+    with pytest.raises(RuntimeError, match='PastPredictionHook'):
+        model.loss(inputs, samples)
+    model = build()
+    bare = [DataSample().set_gt_label(1) for _ in range(4)]
+    with pytest.raises(KeyError, match='sample_idx'):
+        model.loss(inputs, bare)
+    with pytest.raises(ValueError, match='batch_augments'):
+        MODELS.build(
+            tiny_lsskd(
+                data_preprocessor=dict(
+                    batch_augments=dict(
+                        augments=dict(type='Mixup', alpha=0.8)))))

@@ -1,0 +1,67 @@
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from mmlsskd.models import RotationJointHead
+
+
+def make_head(**kwargs):
+    cfg = dict(num_classes=2, in_channels=3, num_branches=2, num_views=2)
+    cfg.update(kwargs)
+    return RotationJointHead(**cfg)
+
+
+def test_forward_shapes():
+    head = make_head(num_branches=3)
+    logits = head([torch.randn(5, 3) for _ in range(3)])
+    assert [tuple(x.shape) for x in logits] == [(5, 4)] * 3
+
+
+def test_hierarchical_loss_by_hand():
+    head = make_head(loss_kl=dict(type='mmrazor.KLDivergence', tau=1.0))
+    shallow = torch.tensor([[0., 0., 0., 0.]])
+    deep = torch.tensor([[math.log(2.), 0., 0., 0.]])
+    joint = torch.tensor([1])
+    past = torch.tensor([[[0.1, 0.2, 0.3, 0.4]], [[0.25, 0.25, 0.25, 0.25]]])
+    alpha = torch.tensor([0.5])
+    losses = head.loss([shallow, deep], joint, past, alpha)
+    # Targets: 0.5 * onehot(1) + 0.5 * past.
+    t_shallow = torch.tensor([0.05, 0.6, 0.15, 0.2])
+    t_deep = torch.tensor([0.125, 0.625, 0.125, 0.125])
+    log_p_shallow = torch.full((4, ), math.log(0.25))
+    log_p_deep = torch.log(torch.tensor([0.4, 0.2, 0.2, 0.2]))
+    expected = -(t_shallow * log_p_shallow).sum() - (t_deep * log_p_deep).sum()
+    assert torch.allclose(losses['loss_hier'], expected)
+
+
+def test_kl_direction_temperature_and_stop_gradient():
+    tau = 2.0
+    head = make_head(loss_kl=dict(type='mmrazor.KLDivergence', tau=tau))
+    shallow = torch.tensor([[1., 0., 0., 0.]], requires_grad=True)
+    deep = torch.tensor([[0., 2., 0., 1.]], requires_grad=True)
+    losses = head.loss([shallow, deep], torch.tensor([0]),
+                       torch.zeros(2, 1, 4), torch.zeros(1))
+    # tau^2 * KL(SAD_deep || SAD_shallow), both softened by tau.
+    p = F.softmax(deep.detach() / tau, 1)
+    q = F.softmax(shallow.detach() / tau, 1)
+    expected = tau**2 * (p * (p.log() - q.log())).sum()
+    assert torch.allclose(losses['loss_kl'], expected)
+    losses['loss_kl'].backward()
+    assert deep.grad is None or torch.count_nonzero(deep.grad) == 0
+    assert torch.count_nonzero(shallow.grad) > 0
+
+
+def test_branch_accuracy_is_logged():
+    head = make_head()
+    logits = [torch.tensor([[5., 0, 0, 0], [0, 5., 0, 0]])] * 2
+    losses = head.loss(logits, torch.tensor([0, 3]), torch.zeros(2, 2, 4),
+                       torch.zeros(2))
+    assert losses['acc_branch1'].item() == pytest.approx(50.0)
+    assert losses['acc_branch2'].item() == pytest.approx(50.0)
+
+
+def test_needs_two_branches():
+    with pytest.raises(ValueError, match='at least two branches'):
+        make_head(num_branches=1)
