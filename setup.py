@@ -24,19 +24,23 @@ setup(
     python_requires='>=3.8',
     # Ranges an existing OpenMMLab 2.x environment satisfies; CI pins the
     # tested combination in requirements/ci.txt. mmpretrain and mmrazor do
-    # not declare mmengine/mmcv in their plain requirements, so we do.
+    # not declare mmengine/mmcv in their plain requirements, so we do, but
+    # mmcv only as an extra: `mmcv` and `mmcv-lite` install the same package
+    # directory, and forcing the lite one onto a full mmcv would clobber it.
     install_requires=[
         'torch>=1.13',
         'torchvision',
         'mmengine>=0.8.0,<1.0.0',
-        'mmcv-lite>=2.0.0,<=2.1.0',
         'mmpretrain>=1.0.0,<1.3.0',
         'mmrazor>=1.0.0,<1.1.0',
         'joblib',  # imported by mmrazor without being declared
         'numpy',
         'setuptools<81',  # mmengine's mmpretrain:: configs need pkg_resources
     ],
-    extras_require=dict(tests=['pytest>=7']),
+    extras_require=dict(
+        lite=['mmcv-lite>=2.0.0,<=2.1.0'],  # for environments without mmcv
+        tests=['pytest>=7'],
+    ),
     license='Apache License 2.0',
     classifiers=[
         'Programming Language :: Python :: 3',

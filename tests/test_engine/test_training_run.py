@@ -141,8 +141,3 @@ def test_resume_with_a_store_for_other_data_fails_clearly(
     # The checkpoint being resumed is left as it was.
     assert torch.load(tmp_path / 'small.pth',
                       map_location='cpu')[CHECKPOINT_KEY]['final'].shape[0] == 3
-
-
-def test_alpha_T_outside_unit_interval_is_rejected():
-    with pytest.raises(ValueError, match=r'\[0, 1\]'):
-        PastPredictionHook(alpha_T=1.5)

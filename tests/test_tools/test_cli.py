@@ -56,7 +56,7 @@ def test_train_resume_and_test(tiny_cfg_options, tmp_path):
 
 @pytest.mark.skipif(
     sys.platform != 'linux', reason='torchrun with gloo on Linux')
-def test_dist_train_launches_two_processes(tiny_cfg_options, tmp_path):
+def test_dist_train_and_test_launch_two_processes(tiny_cfg_options, tmp_path):
     work = tmp_path / 'dist'
     out = run([
         'bash', 'tools/dist_train.sh', CONFIG, '2', '--work-dir',
@@ -69,3 +69,13 @@ def test_dist_train_launches_two_processes(tiny_cfg_options, tmp_path):
     store = ckpt['lsskd_past_predictions']
     assert store['written_epoch'].tolist() == [0] * len(
         store['written_epoch'])
+
+    metrics = tmp_path / 'dist_metrics.json'
+    run([
+        'bash', 'tools/dist_test.sh', CONFIG,
+        str(work / 'epoch_1.pth'), '2', '--work-dir',
+        str(tmp_path / 'dist_test'), '--out',
+        str(metrics), '--out-item', 'metrics', '--cfg-options',
+        *tiny_cfg_options
+    ], tmp_path, PORT='29534')
+    assert 'accuracy/top1' in json.loads(metrics.read_text())

@@ -103,7 +103,13 @@ class LSSKD(BaseAlgorithm):
         super().__init__(architecture, data_preprocessor, init_cfg)
 
         self.view_transform = MODELS.build(view_transform)
-        self.num_classes = self.architecture.head.num_classes
+        self.num_classes = getattr(self.architecture.head, 'num_classes',
+                                   None)
+        if self.num_classes is None:
+            raise ValueError(
+                f'LSSKD reads the number of classes from the classifier '
+                f'head, but {type(self.architecture.head).__name__} has no '
+                f'num_classes. Use a head such as LinearClsHead.')
 
         aux_neck = dict(aux_neck)
         aux_neck.setdefault('backbone', backbone_cfg)

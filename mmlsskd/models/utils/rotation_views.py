@@ -56,7 +56,7 @@ class RotationViews(nn.Module):
                 f'RotationViews with angles {self.angles} needs square '
                 f'inputs, got {height}x{width}: a 90 degree rotation changes '
                 f'the shape. Crop or resize to a square in the train pipeline '
-                f"(e.g. dict(type='RandomResizedCrop', scale={max(height, width)})) "
+                f"(e.g. dict(type='RandomResizedCrop', scale=224)) "
                 f'or use angles=(0, 180).')
         return torch.cat(
             [torch.rot90(inputs, t, (2, 3)) for t in self._quarter_turns])

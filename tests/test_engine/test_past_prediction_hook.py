@@ -1,0 +1,43 @@
+from types import SimpleNamespace
+
+import pytest
+from mmengine.logging import MessageHub
+
+from mmlsskd.engine import PastPredictionHook
+
+
+class FakeAlgorithm:
+    alpha = None
+
+    def attach_past_predictions(self, store):
+        pass
+
+
+def test_alpha_ramps_linearly_from_zero():
+    hook = PastPredictionHook(alpha_T=0.8)
+    algorithm = FakeAlgorithm()
+    alphas = []
+    for epoch in range(4):
+        runner = SimpleNamespace(
+            epoch=epoch,
+            max_epochs=4,
+            model=algorithm,
+            message_hub=MessageHub.get_instance('alpha_ramp_test'))
+        hook.before_train_epoch(runner)
+        alphas.append(algorithm.alpha)
+    assert alphas == pytest.approx([0.0, 0.2, 0.4, 0.6])
+    assert runner.message_hub.get_scalar('train/alpha').current() == \
+        pytest.approx(0.6)
+
+
+@pytest.mark.parametrize('alpha_T', [-0.1, 1.5])
+def test_alpha_T_outside_unit_interval_is_rejected(alpha_T):
+    with pytest.raises(ValueError, match=r'\[0, 1\]'):
+        PastPredictionHook(alpha_T=alpha_T)
+
+
+def test_hook_on_a_plain_classifier_is_explained():
+    runner = SimpleNamespace(
+        epoch=0, max_epochs=1, model=object(), message_hub=None)
+    with pytest.raises(TypeError, match="type='LSSKD'"):
+        PastPredictionHook().before_train_epoch(runner)
