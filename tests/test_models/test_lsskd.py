@@ -164,3 +164,9 @@ def test_missing_hook_sample_idx_and_batch_augments_are_explained():
                 data_preprocessor=dict(
                     batch_augments=dict(
                         augments=dict(type='Mixup', alpha=0.8)))))
+
+
+@pytest.mark.parametrize('key', ['num_views', 'num_branches'])
+def test_aux_head_that_disagrees_with_the_model_is_rejected(key):
+    with pytest.raises(ValueError, match=f'{key}=3'):
+        MODELS.build(tiny_lsskd(aux_head={'type': 'RotationJointHead', key: 3}))

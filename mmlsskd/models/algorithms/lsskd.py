@@ -121,10 +121,13 @@ class LSSKD(BaseAlgorithm):
         aux_head.setdefault('num_branches', self.aux_neck.num_branches)
         aux_head.setdefault('num_views', self.num_views)
         self.aux_head = MODELS.build(aux_head)
-        if self.aux_head.num_views != self.num_views:
-            raise ValueError(
-                f'aux_head has num_views={self.aux_head.num_views} but the '
-                f'view transform makes {self.num_views} views.')
+        for name, expected in (('num_views', self.num_views),
+                               ('num_branches', self.num_branches)):
+            if getattr(self.aux_head, name) != expected:
+                raise ValueError(
+                    f'aux_head has {name}={getattr(self.aux_head, name)} but '
+                    f'the model needs {expected}: leave it out of aux_head '
+                    f'and LSSKD fills it in.')
 
         self.loss_cls = MODELS.build(loss_cls)
         self.loss_feat = MODELS.build(loss_feat)
