@@ -42,6 +42,13 @@ def lookups(monkeypatch):
     return records
 
 
+def train_one_epoch(options, work_dir) -> Path:
+    """Train one epoch into ``work_dir``; return the work dir."""
+    Runner.from_cfg(
+        make_cfg(options, work_dir, train_cfg=dict(max_epochs=1))).train()
+    return work_dir
+
+
 def hook_of(runner) -> PastPredictionHook:
     return next(h for h in runner.hooks if isinstance(h, PastPredictionHook))
 
@@ -78,10 +85,7 @@ def test_two_epochs_fill_use_and_checkpoint_the_store(
 
 
 def test_resume_restores_the_same_store(tiny_cfg_options, tmp_path, lookups):
-    first = tmp_path / 'first'
-    Runner.from_cfg(
-        make_cfg(tiny_cfg_options, first, train_cfg=dict(max_epochs=1))
-    ).train()
+    first = train_one_epoch(tiny_cfg_options, tmp_path / 'first')
     saved = torch.load(first / 'epoch_1.pth', map_location='cpu')
     saved = saved[CHECKPOINT_KEY]
     lookups.clear()
@@ -103,10 +107,7 @@ def test_resume_restores_the_same_store(tiny_cfg_options, tmp_path, lookups):
 
 
 def test_load_from_starts_an_empty_store(tiny_cfg_options, tmp_path, lookups):
-    first = tmp_path / 'first'
-    Runner.from_cfg(
-        make_cfg(tiny_cfg_options, first, train_cfg=dict(max_epochs=1))
-    ).train()
+    first = train_one_epoch(tiny_cfg_options, tmp_path / 'first')
     lookups.clear()
     runner = Runner.from_cfg(
         make_cfg(
@@ -120,10 +121,7 @@ def test_load_from_starts_an_empty_store(tiny_cfg_options, tmp_path, lookups):
 
 def test_resume_with_a_store_for_other_data_fails_clearly(
         tiny_cfg_options, tmp_path):
-    first = tmp_path / 'first'
-    Runner.from_cfg(
-        make_cfg(tiny_cfg_options, first, train_cfg=dict(max_epochs=1))
-    ).train()
+    first = train_one_epoch(tiny_cfg_options, tmp_path / 'first')
     ckpt = torch.load(first / 'epoch_1.pth', map_location='cpu')
     for key in ('final', 'branches', 'written_epoch'):
         value = ckpt[CHECKPOINT_KEY][key]
