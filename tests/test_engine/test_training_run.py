@@ -49,6 +49,12 @@ def train_one_epoch(options, work_dir) -> Path:
     return work_dir
 
 
+def resuming_runner(options, work_dir, checkpoint) -> Runner:
+    """A Runner that resumes from ``checkpoint`` (``--resume CHECKPOINT``)."""
+    return Runner.from_cfg(
+        make_cfg(options, work_dir, resume=True, load_from=str(checkpoint)))
+
+
 def hook_of(runner) -> PastPredictionHook:
     return next(h for h in runner.hooks if isinstance(h, PastPredictionHook))
 
@@ -90,12 +96,8 @@ def test_resume_restores_the_same_store(tiny_cfg_options, tmp_path, lookups):
     saved = saved[CHECKPOINT_KEY]
     lookups.clear()
 
-    resumed = Runner.from_cfg(
-        make_cfg(
-            tiny_cfg_options,
-            tmp_path / 'resumed',
-            resume=True,
-            load_from=str(first / 'epoch_1.pth')))
+    resumed = resuming_runner(tiny_cfg_options, tmp_path / 'resumed',
+                              first / 'epoch_1.pth')
     resumed.train()
     assert resumed.epoch == 2
     # Only epoch 2 ran, and its first lookup saw exactly the saved store.
@@ -128,12 +130,8 @@ def test_resume_with_a_store_for_other_data_fails_clearly(
         dim = 1 if key == 'branches' else 0
         ckpt[CHECKPOINT_KEY][key] = value.narrow(dim, 0, 3)
     torch.save(ckpt, tmp_path / 'small.pth')
-    runner = Runner.from_cfg(
-        make_cfg(
-            tiny_cfg_options,
-            tmp_path / 'resumed',
-            resume=True,
-            load_from=str(tmp_path / 'small.pth')))
+    runner = resuming_runner(tiny_cfg_options, tmp_path / 'resumed',
+                             tmp_path / 'small.pth')
     with pytest.raises(ValueError, match='does not fit this run'):
         runner.train()
     # The checkpoint being resumed is left as it was.
