@@ -1,6 +1,7 @@
 """The tools as a user runs them: train, resume, test, dist_train."""
 import json
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -10,6 +11,13 @@ import torch
 
 ROOT = Path(__file__).parents[2]
 CONFIG = 'configs/lsskd/resnet18_cifar100.py'
+
+
+def free_port() -> str:
+    """A port nobody listens on now, so parallel runs do not collide."""
+    with socket.socket() as sock:
+        sock.bind(('127.0.0.1', 0))
+        return str(sock.getsockname()[1])
 
 
 def run(args, tmp_path, **env):
@@ -62,7 +70,7 @@ def test_dist_train_and_test_launch_two_processes(tiny_cfg_options, tmp_path):
         'bash', 'tools/dist_train.sh', CONFIG, '2', '--work-dir',
         str(work), '--cfg-options', *tiny_cfg_options,
         'train_cfg.max_epochs=1'
-    ], tmp_path, PORT='29533')
+    ], tmp_path, PORT=free_port())
     assert 'Distributed training is not used' not in out
     ckpt = torch.load(work / 'epoch_1.pth', map_location='cpu')
     # Each rank's predictions reached the store: every sample was written.
@@ -77,5 +85,5 @@ def test_dist_train_and_test_launch_two_processes(tiny_cfg_options, tmp_path):
         str(tmp_path / 'dist_test'), '--out',
         str(metrics), '--out-item', 'metrics', '--cfg-options',
         *tiny_cfg_options
-    ], tmp_path, PORT='29534')
+    ], tmp_path, PORT=free_port())
     assert 'accuracy/top1' in json.loads(metrics.read_text())
