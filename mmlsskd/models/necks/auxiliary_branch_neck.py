@@ -1,4 +1,4 @@
-from typing import List, Sequence, Tuple, Union
+from typing import Callable, List, Sequence, Tuple, Union
 
 import torch
 from mmengine.model import BaseModule
@@ -62,6 +62,10 @@ class AuxiliaryBranchNeck(BaseModule):
       ``s+1 .. S`` built by the backbone's own ``make_res_layer`` (same block
       type, block count and strides); the branch after the last stage is
       one more copy of the last stage with stride 1.
+    - Backbones that can copy their own stages the same way (a
+      ``make_stage(index, in_channels, stride)`` method plus
+      ``stage_channels``, ``strides``, ``num_stages`` and ``out_indices``,
+      as ``WideResNet_CIFAR``) get the same HSSAKD branches.
     - Any other backbone gets branches built from its stage shapes, read off
       a dry-run forward: one bottleneck residual block per remaining stage,
       with that stage's channels and downsampling, and one stride-1 block
@@ -101,7 +105,12 @@ class AuxiliaryBranchNeck(BaseModule):
         self.stage_shapes = shapes
         self.out_channels = shapes[-1][0]
         if isinstance(reference, ResNet):
-            branches = self._resnet_branches(reference)
+            branches = self._stage_copy_branches(
+                reference, *self._resnet_stage_factory(reference))
+        elif callable(getattr(reference, 'make_stage', None)):
+            branches = self._stage_copy_branches(reference,
+                                                 reference.stage_channels,
+                                                 reference.make_stage)
         else:
             branches = self._generic_branches(shapes)
         self.branches = nn.ModuleList(branches)
@@ -113,14 +122,7 @@ class AuxiliaryBranchNeck(BaseModule):
         return len(self.branches)
 
     @staticmethod
-    def _resnet_branches(backbone: ResNet) -> List[nn.Module]:
-        stages = list(backbone.out_indices)
-        if stages != sorted(stages) or stages[-1] != backbone.num_stages - 1:
-            raise ValueError(
-                f'The ResNet auxiliary branches copy the stages after each '
-                f'returned one, so out_indices must be increasing and end '
-                f'with the last stage ({backbone.num_stages - 1}), got '
-                f'{tuple(stages)}.')
+    def _resnet_stage_factory(backbone: ResNet):
         # ``make_res_layer`` is overridden by ResNeXt, SEResNet, etc. to add
         # their block arguments, so calling it keeps the block type exact.
         widths = [
@@ -143,7 +145,19 @@ class AuxiliaryBranchNeck(BaseModule):
                 conv_cfg=backbone.conv_cfg,
                 norm_cfg=backbone.norm_cfg)
 
+        return widths, make_stage
+
+    @staticmethod
+    def _stage_copy_branches(backbone: nn.Module, widths: Sequence[int],
+                             make_stage: Callable) -> List[nn.Module]:
+        stages = list(backbone.out_indices)
         last = backbone.num_stages - 1
+        if stages != sorted(stages) or stages[-1] != last:
+            raise ValueError(
+                f'The auxiliary branches of {type(backbone).__name__} copy '
+                f'the stages after each returned one, so out_indices must be '
+                f'increasing and end with the last stage ({last}), got '
+                f'{tuple(stages)}.')
         branches = []
         for stage in stages[:-1]:
             branches.append(
