@@ -68,7 +68,8 @@ class PastPredictionStore:
         self._check_indices(indices)
         # (S, B, K, CK) -> (S, K, B, CK) -> (S, K*B, CK): the model's order.
         branches = self.branches[:, indices].transpose(1, 2).reshape(
-            self.num_branches, -1, self.num_classes * self.num_views)
+            self.num_branches, self.num_views * len(indices),
+            self.num_classes * self.num_views)
         return PastPredictions(
             final=self.final[indices].to(device, non_blocking=True),
             branches=branches.to(device, non_blocking=True),

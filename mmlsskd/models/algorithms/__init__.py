@@ -1,3 +1,4 @@
 from .lsskd import LSSKD
+from .pskd import PSKD
 
-__all__ = ['LSSKD']
+__all__ = ['LSSKD', 'PSKD']

@@ -1,19 +1,17 @@
-import copy
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import Dict, List, Optional, Sequence, Union
 
 import torch
 import torch.nn.functional as F
-from mmengine.model import BaseModel
 from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
-from mmrazor.models.algorithms import BaseAlgorithm
 from torch import nn
 
 from ..utils import progressive_targets
+from .pskd import PSKD
 
 
 @MODELS.register_module()
-class LSSKD(BaseAlgorithm):
+class LSSKD(PSKD):
     """Layered Self-Supervised Knowledge Distillation.
 
     Implementation of `A Layered Self-Supervised Knowledge Distillation
@@ -22,8 +20,9 @@ class LSSKD(BaseAlgorithm):
     teacher: auxiliary branches after every backbone stage classify joint
     (class, rotation) labels; the deepest branch distils into the shallower
     ones, each branch and the final classifier learn from soft targets that
-    mix the label with their own previous-epoch prediction (PS-KD), and the
-    branch features are pulled towards the backbone's last-stage feature.
+    mix the label with their own previous-epoch prediction (PS-KD, the base
+    class), and the branch features are pulled towards the backbone's
+    last-stage feature.
 
     The wrapped classifier lives under ``architecture``; everything else
     (``aux_neck``, ``aux_head``) is training-time only, so the student's
@@ -31,7 +30,7 @@ class LSSKD(BaseAlgorithm):
     classifier on unrotated images.
 
     Args:
-        architecture (dict | BaseModel): The mmpretrain classifier
+        architecture (dict): The mmpretrain classifier
             (``ImageClassifier``-like: ``backbone``, ``neck``, ``head``). A
             config without a registry scope is built in mmpretrain's.
         out_indices (Sequence[int], optional): Backbone stages to attach
@@ -51,10 +50,16 @@ class LSSKD(BaseAlgorithm):
             progressive soft targets; it replaces the classifier head's own
             loss during LSSKD training. Defaults to
             ``dict(type='CrossEntropyLoss', use_soft=True)``.
-        loss_feat (dict): Feature-consistency loss between every shallower
-            branch feature and the detached pooled last-stage feature.
-            Defaults to ``dict(type='mmrazor.L2Loss', normalize=False,
-            loss_weight=0.01)`` (squared L2 distance, averaged over images).
+        loss_feat (dict, optional): Feature-consistency loss between every
+            shallower branch feature and the detached pooled last-stage
+            feature. None drops the term (an ablation). Defaults to
+            ``dict(type='mmrazor.L2Loss', normalize=False, loss_weight=0.01)``
+            (squared L2 distance, averaged over images).
+        evaluate_branches (bool): Whether validation and testing also
+            classify with every auxiliary branch, for
+            :class:`BranchAccuracy`. It costs one pass over all views per
+            batch and never changes the classifier's own predictions.
+            Defaults to False.
         data_preprocessor (dict | nn.Module, optional): A dict without
             ``type`` (as mmpretrain configs write it) becomes a
             ``ClsDataPreprocessor``. None takes the classifier's.
@@ -62,57 +67,30 @@ class LSSKD(BaseAlgorithm):
     """
 
     def __init__(self,
-                 architecture: Union[dict, BaseModel],
+                 architecture: dict,
                  out_indices: Optional[Sequence[int]] = None,
                  view_transform: dict = dict(type='RotationViews'),
                  aux_neck: dict = dict(type='AuxiliaryBranchNeck'),
                  aux_head: dict = dict(type='RotationJointHead'),
                  loss_cls: dict = dict(
                      type='CrossEntropyLoss', use_soft=True),
-                 loss_feat: dict = dict(
+                 loss_feat: Optional[dict] = dict(
                      type='mmrazor.L2Loss', normalize=False,
                      loss_weight=0.01),
+                 evaluate_branches: bool = False,
                  data_preprocessor: Optional[Union[dict, nn.Module]] = None,
                  init_cfg: Optional[dict] = None) -> None:
-        if not isinstance(architecture, dict):
-            raise TypeError(
-                'LSSKD builds its auxiliary branches from the classifier '
-                'config, so architecture must be a config dict, got '
-                f'{type(architecture).__name__}.')
-        architecture = copy.deepcopy(architecture)
-        if '.' not in architecture.get('type', ''):
-            architecture.setdefault('_scope_', 'mmpretrain')
-        backbone_cfg = architecture.get('backbone')
-        if backbone_cfg is None or 'head' not in architecture:
-            raise ValueError(
-                'LSSKD wraps an ImageClassifier-like model with a backbone '
-                'and a head, but the architecture config has keys '
-                f'{sorted(architecture)}.')
-        if out_indices is not None:
-            backbone_cfg['out_indices'] = tuple(out_indices)
-        if isinstance(data_preprocessor, dict):
-            data_preprocessor = dict(data_preprocessor)
-            data_preprocessor.setdefault('type',
-                                         'mmpretrain.ClsDataPreprocessor')
-            if data_preprocessor.get('batch_augments'):
-                raise ValueError(
-                    'LSSKD builds joint (class, rotation) labels from hard '
-                    'labels, so batch augments that mix labels (Mixup, '
-                    'CutMix) are not supported: remove batch_augments from '
-                    'data_preprocessor.')
-        super().__init__(architecture, data_preprocessor, init_cfg)
-
+        if isinstance(architecture, dict) and out_indices is not None:
+            architecture = dict(architecture)
+            architecture['backbone'] = dict(
+                architecture.get('backbone') or {},
+                out_indices=tuple(out_indices))
+        super().__init__(architecture, loss_cls, data_preprocessor, init_cfg)
+        self.evaluate_branches = evaluate_branches
         self.view_transform = MODELS.build(view_transform)
-        self.num_classes = getattr(self.architecture.head, 'num_classes',
-                                   None)
-        if self.num_classes is None:
-            raise ValueError(
-                f'LSSKD reads the number of classes from the classifier '
-                f'head, but {type(self.architecture.head).__name__} has no '
-                f'num_classes. Use a head such as LinearClsHead.')
 
         aux_neck = dict(aux_neck)
-        aux_neck.setdefault('backbone', backbone_cfg)
+        aux_neck.setdefault('backbone', architecture['backbone'])
         self.aux_neck = MODELS.build(aux_neck)
 
         aux_head = dict(aux_head)
@@ -128,15 +106,7 @@ class LSSKD(BaseAlgorithm):
                     f'aux_head has {name}={getattr(self.aux_head, name)} but '
                     f'the model needs {expected}: leave it out of aux_head '
                     f'and LSSKD fills it in.')
-
-        self.loss_cls = MODELS.build(loss_cls)
-        self.loss_feat = MODELS.build(loss_feat)
-
-        # Set by PastPredictionHook; plain attributes, not module state, so
-        # the store never enters the model's state dict or DDP's buffers.
-        self.alpha = 0.0
-        self._past_predictions = None
-        self._step_predictions = None
+        self.loss_feat = MODELS.build(loss_feat) if loss_feat else None
 
     @property
     def num_views(self) -> int:
@@ -147,24 +117,6 @@ class LSSKD(BaseAlgorithm):
     def num_branches(self) -> int:
         """int: Number of auxiliary branches."""
         return self.aux_neck.num_branches
-
-    def attach_past_predictions(self, store) -> None:
-        """Use ``store`` for the progressive targets (called by the hook)."""
-        self._past_predictions = store
-
-    def pop_step_predictions(
-            self) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Hand the last step's detached predictions to the hook.
-
-        Returns:
-            tuple: Sample indices (B, ), final distributions (B, C) and
-            branch SADs (num_branches, B, K, C * K).
-        """
-        if self._step_predictions is None:
-            raise RuntimeError(
-                'No training step recorded predictions since the last call.')
-        predictions, self._step_predictions = self._step_predictions, None
-        return predictions
 
     def loss(self, inputs: torch.Tensor,
              data_samples: List[DataSample]) -> Dict[str, torch.Tensor]:
@@ -177,17 +129,12 @@ class LSSKD(BaseAlgorithm):
 
         Returns:
             dict[str, torch.Tensor]: ``loss_cls``, ``loss_hier``,
-            ``loss_kl``, ``loss_feat`` and each branch's training accuracy.
+            ``loss_kl``, ``loss_feat`` (the last two unless dropped) and each
+            branch's training accuracy.
         """
-        if self._past_predictions is None:
-            raise RuntimeError(
-                "LSSKD needs its past predictions: add dict(type="
-                "'PastPredictionHook') to custom_hooks in the config.")
+        labels, indices, past, past_weight = self._batch_targets_inputs(
+            inputs, data_samples)
         batch = inputs.size(0)
-        labels = torch.cat([s.gt_label for s in data_samples])
-        indices = self._sample_indices(data_samples)
-        past = self._past_predictions.lookup(indices, inputs.device)
-        past_weight = self.alpha * past.written.to(inputs.dtype)
 
         # One backbone pass over every view; the unrotated views come first.
         views = self.view_transform(inputs)
@@ -213,9 +160,11 @@ class LSSKD(BaseAlgorithm):
                                past.branches,
                                past_weight.repeat(self.num_views)))
 
-        last_feat = F.adaptive_avg_pool2d(stages[-1], 1).flatten(1).detach()
-        losses['loss_feat'] = sum(
-            self.loss_feat(feat, last_feat) for feat in aux_feats[:-1])
+        if self.loss_feat is not None:
+            last_feat = F.adaptive_avg_pool2d(stages[-1],
+                                              1).flatten(1).detach()
+            losses['loss_feat'] = sum(
+                self.loss_feat(feat, last_feat) for feat in aux_feats[:-1])
 
         branch_probs = self.aux_head.probabilities(aux_logits)
         self._step_predictions = (
@@ -223,12 +172,27 @@ class LSSKD(BaseAlgorithm):
             branch_probs.unflatten(1, (self.num_views, batch)).transpose(1, 2))
         return losses
 
-    @staticmethod
-    def _sample_indices(data_samples: List[DataSample]) -> torch.Tensor:
-        try:
-            return torch.tensor([s.sample_idx for s in data_samples])
-        except AttributeError:
-            raise KeyError(
-                "LSSKD keeps a past prediction per training sample and needs "
-                "each data sample's 'sample_idx': keep 'sample_idx' in the "
-                "meta_keys of PackInputs in the train pipeline.") from None
+    def _predict(self,
+                 inputs: torch.Tensor,
+                 data_samples: Optional[List[DataSample]] = None
+                 ) -> List[DataSample]:
+        """The classifier's predictions, plus each branch's if asked.
+
+        With ``evaluate_branches`` every data sample also gets
+        ``branch_scores`` (num_branches, C): each branch's class
+        distribution, the average over the K views of the softmax over the
+        joint logits of that view's transform (HSSAKD's aggregation).
+        """
+        results = self.architecture(inputs, data_samples, mode='predict')
+        if not self.evaluate_branches:
+            return results
+        views = self.view_transform(inputs)
+        stages = self.architecture.extract_feat(views, stage='backbone')
+        logits = self.aux_head(self.aux_neck(stages))
+        scores = torch.stack([
+            self.view_transform.class_probabilities(x, inputs.size(0))
+            for x in logits
+        ], dim=1)
+        for result, branch_scores in zip(results, scores):
+            result.set_field(branch_scores, 'branch_scores')
+        return results

@@ -34,9 +34,14 @@ class RotationJointHead(BaseModule):
         loss_hier (dict): Soft-label classification loss; its
             ``loss_weight`` weights the term.
             Defaults to ``dict(type='CrossEntropyLoss', use_soft=True)``.
-        loss_kl (dict): Distillation loss called as ``loss(student,
-            teacher)`` on logits; its ``tau`` and ``loss_weight`` apply.
+        loss_kl (dict, optional): Distillation loss called as
+            ``loss(student, teacher)`` on logits; its ``tau`` and
+            ``loss_weight`` apply. None drops the term (an ablation).
             Defaults to ``dict(type='mmrazor.KLDivergence', tau=3.0)``.
+        hierarchical_softening (bool): Whether the branch targets mix in the
+            branch's previous-epoch SAD. False trains every branch on hard
+            joint labels (an ablation; HSSAKD's branch loss).
+            Defaults to True.
         init_cfg (dict, optional): Initialization config. Defaults to
             normal init of the linear layers, as mmpretrain's heads.
     """
@@ -48,7 +53,9 @@ class RotationJointHead(BaseModule):
                  num_views: int = 4,
                  loss_hier: dict = dict(
                      type='CrossEntropyLoss', use_soft=True),
-                 loss_kl: dict = dict(type='mmrazor.KLDivergence', tau=3.0),
+                 loss_kl: Optional[dict] = dict(
+                     type='mmrazor.KLDivergence', tau=3.0),
+                 hierarchical_softening: bool = True,
                  init_cfg: Optional[dict] = dict(
                      type='Normal', layer='Linear', std=0.01)) -> None:
         super().__init__(init_cfg=init_cfg)
@@ -63,7 +70,8 @@ class RotationJointHead(BaseModule):
             nn.Linear(in_channels, self.num_joint_classes)
             for _ in range(num_branches))
         self.loss_hier = MODELS.build(loss_hier)
-        self.loss_kl = MODELS.build(loss_kl)
+        self.loss_kl = MODELS.build(loss_kl) if loss_kl else None
+        self.hierarchical_softening = hierarchical_softening
 
     @property
     def num_branches(self) -> int:
@@ -101,9 +109,12 @@ class RotationJointHead(BaseModule):
                 shape (N, ): ``alpha_t`` where a past SAD exists, else 0.
 
         Returns:
-            dict[str, torch.Tensor]: ``loss_hier``, ``loss_kl`` and
-            ``acc_branch{s}`` (joint-label top-1 of branch ``s``, from 1).
+            dict[str, torch.Tensor]: ``loss_hier``, ``loss_kl`` (unless
+            dropped) and ``acc_branch{s}`` (joint-label top-1 of branch
+            ``s``, from 1).
         """
+        if not self.hierarchical_softening:
+            past_weight = torch.zeros_like(past_weight)
         losses = dict()
         losses['loss_hier'] = sum(
             self.loss_hier(
@@ -111,10 +122,11 @@ class RotationJointHead(BaseModule):
                 progressive_targets(joint_labels, self.num_joint_classes,
                                     past, past_weight))
             for branch_logits, past in zip(logits, past_probs))
-        deepest = logits[-1].detach()
-        losses['loss_kl'] = sum(
-            self.loss_kl(branch_logits, deepest)
-            for branch_logits in logits[:-1])
+        if self.loss_kl is not None:
+            deepest = logits[-1].detach()
+            losses['loss_kl'] = sum(
+                self.loss_kl(branch_logits, deepest)
+                for branch_logits in logits[:-1])
         with torch.no_grad():
             for s, branch_logits in enumerate(logits, 1):
                 losses[f'acc_branch{s}'] = Accuracy.calculate(

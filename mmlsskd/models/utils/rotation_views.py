@@ -74,3 +74,26 @@ class RotationViews(nn.Module):
         views = torch.arange(self.num_views, device=labels.device)
         return (labels.unsqueeze(0) * self.num_views +
                 views.unsqueeze(1)).reshape(-1)
+
+    def class_probabilities(self, joint_logits: torch.Tensor,
+                            batch_size: int) -> torch.Tensor:
+        """Class distributions from joint-label logits over all views.
+
+        For view ``k`` only the joint labels ``c * K + k`` match the
+        transform that was applied; the softmax over those ``C`` logits is
+        that view's class distribution, and the views are averaged.
+
+        Args:
+            joint_logits (torch.Tensor): Logits of the views of
+                :meth:`forward`, shape (K * B, C * K), view-major.
+            batch_size (int): ``B``.
+
+        Returns:
+            torch.Tensor: Class probabilities of shape (B, C).
+        """
+        # (K*B, C*K) -> (K, B, C, K); keep view k's own column k.
+        logits = joint_logits.reshape(self.num_views, batch_size, -1,
+                                      self.num_views)
+        views = torch.arange(self.num_views, device=joint_logits.device)
+        matched = logits[views, :, :, views]  # (K, B, C)
+        return matched.softmax(dim=-1).mean(dim=0)

@@ -1,0 +1,156 @@
+import copy
+from typing import Dict, List, Optional, Tuple, Union
+
+import torch
+from mmengine.model import BaseModel
+from mmpretrain.registry import MODELS
+from mmpretrain.structures import DataSample
+from mmrazor.models.algorithms import BaseAlgorithm
+from torch import nn
+
+from ..utils import progressive_targets
+
+
+@MODELS.register_module()
+class PSKD(BaseAlgorithm):
+    """Progressive self-knowledge distillation (PS-KD).
+
+    Implementation of `Self-Knowledge Distillation with Progressive
+    Refinement of Targets <https://arxiv.org/abs/2006.12000>`_. The
+    classifier learns from ``(1 - alpha_t) * onehot(y) + alpha_t * p_prev``,
+    ``p_prev`` its own prediction for the same sample in the previous epoch;
+    :class:`PastPredictionHook` keeps those predictions and ramps
+    ``alpha_t``. It is LSSKD's final-classifier target on its own, the
+    PS-KD baseline of the LSSKD paper, and the base class of :class:`LSSKD`.
+
+    Args:
+        architecture (dict): The mmpretrain classifier (``ImageClassifier``
+            -like: ``backbone``, ``neck``, ``head``). A config without a
+            registry scope is built in mmpretrain's.
+        loss_cls (dict): Loss of the classifier against its progressive
+            soft targets; it replaces the head's own loss during training.
+            Defaults to ``dict(type='CrossEntropyLoss', use_soft=True)``.
+        data_preprocessor (dict | nn.Module, optional): A dict without
+            ``type`` (as mmpretrain configs write it) becomes a
+            ``ClsDataPreprocessor``. None takes the classifier's.
+        init_cfg (dict, optional): Initialization config. Defaults to None.
+    """
+
+    def __init__(self,
+                 architecture: Union[dict, BaseModel],
+                 loss_cls: dict = dict(
+                     type='CrossEntropyLoss', use_soft=True),
+                 data_preprocessor: Optional[Union[dict, nn.Module]] = None,
+                 init_cfg: Optional[dict] = None) -> None:
+        name = type(self).__name__
+        if not isinstance(architecture, dict):
+            raise TypeError(
+                f'{name} needs the classifier as a config dict, got '
+                f'{type(architecture).__name__}.')
+        architecture = copy.deepcopy(architecture)
+        if '.' not in architecture.get('type', ''):
+            architecture.setdefault('_scope_', 'mmpretrain')
+        if 'backbone' not in architecture or 'head' not in architecture:
+            raise ValueError(
+                f'{name} wraps an ImageClassifier-like model with a backbone '
+                f'and a head, but the architecture config has keys '
+                f'{sorted(architecture)}.')
+        if isinstance(data_preprocessor, dict):
+            data_preprocessor = dict(data_preprocessor)
+            data_preprocessor.setdefault('type',
+                                         'mmpretrain.ClsDataPreprocessor')
+            if data_preprocessor.get('batch_augments'):
+                raise ValueError(
+                    f'{name} builds its targets from hard labels, so batch '
+                    f'augments that mix labels (Mixup, CutMix) are not '
+                    f'supported: remove batch_augments from '
+                    f'data_preprocessor.')
+        super().__init__(architecture, data_preprocessor, init_cfg)
+
+        self.num_classes = getattr(self.architecture.head, 'num_classes',
+                                   None)
+        if self.num_classes is None:
+            raise ValueError(
+                f'{name} reads the number of classes from the classifier '
+                f'head, but {type(self.architecture.head).__name__} has no '
+                f'num_classes. Use a head such as LinearClsHead.')
+        self.loss_cls = MODELS.build(loss_cls)
+
+        # Set by PastPredictionHook; plain attributes, not module state, so
+        # the store never enters the model's state dict or DDP's buffers.
+        self.alpha = 0.0
+        self._past_predictions = None
+        self._step_predictions = None
+
+    @property
+    def num_views(self) -> int:
+        """int: Views per image whose predictions are stored (none here)."""
+        return 1
+
+    @property
+    def num_branches(self) -> int:
+        """int: Auxiliary branches whose predictions are stored (none)."""
+        return 0
+
+    def attach_past_predictions(self, store) -> None:
+        """Use ``store`` for the progressive targets (called by the hook)."""
+        self._past_predictions = store
+
+    def pop_step_predictions(
+            self) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Hand the last step's detached predictions to the hook.
+
+        Returns:
+            tuple: Sample indices (B, ), final distributions (B, C) and
+            branch SADs (num_branches, B, K, C * K).
+        """
+        if self._step_predictions is None:
+            raise RuntimeError(
+                'No training step recorded predictions since the last call.')
+        predictions, self._step_predictions = self._step_predictions, None
+        return predictions
+
+    def loss(self, inputs: torch.Tensor,
+             data_samples: List[DataSample]) -> Dict[str, torch.Tensor]:
+        """The classifier's loss against its progressive soft targets.
+
+        Args:
+            inputs (torch.Tensor): Preprocessed images, (B, C, H, W).
+            data_samples (List[DataSample]): Their data samples, with
+                ``gt_label`` and ``sample_idx``.
+
+        Returns:
+            dict[str, torch.Tensor]: ``loss_cls``.
+        """
+        labels, indices, past, past_weight = self._batch_targets_inputs(
+            inputs, data_samples)
+        logits = self.architecture(inputs, mode='tensor')
+        self._step_predictions = (indices, logits.detach().softmax(dim=1),
+                                  logits.new_zeros(0, len(labels), 1,
+                                                   self.num_classes))
+        return dict(
+            loss_cls=self.loss_cls(
+                logits,
+                progressive_targets(labels, self.num_classes, past.final,
+                                    past_weight)))
+
+    def _batch_targets_inputs(self, inputs: torch.Tensor,
+                              data_samples: List[DataSample]):
+        """Labels, sample indices, past predictions and their weights."""
+        if self._past_predictions is None:
+            raise RuntimeError(
+                f"{type(self).__name__} needs its past predictions: add "
+                f"dict(type='PastPredictionHook') to custom_hooks in the "
+                f"config.")
+        labels = torch.cat([s.gt_label for s in data_samples])
+        try:
+            indices = torch.tensor([s.sample_idx for s in data_samples])
+        except AttributeError:
+            raise KeyError(
+                f"{type(self).__name__} keeps a past prediction per training "
+                f"sample and needs each data sample's 'sample_idx': keep "
+                f"'sample_idx' in the meta_keys of PackInputs in the train "
+                f"pipeline.") from None
+        past = self._past_predictions.lookup(indices, inputs.device)
+        past_weight = self.alpha * past.written.to(inputs.dtype)
+        return labels, indices, past, past_weight
