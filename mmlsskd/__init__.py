@@ -8,6 +8,7 @@ allow_mmengine_checkpoint_types()
 
 from .datasets import *  # noqa: F401,F403,E402
 from .engine import *  # noqa: F401,F403,E402
+from .evaluation import *  # noqa: F401,F403,E402
 from .models import *  # noqa: F401,F403,E402
 from .version import __version__  # noqa: E402
 

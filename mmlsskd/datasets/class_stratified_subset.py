@@ -1,0 +1,112 @@
+import copy
+from typing import List, Union
+
+import numpy as np
+from mmengine.dataset import BaseDataset
+from mmpretrain.registry import DATASETS
+
+
+@DATASETS.register_module()
+class ClassStratifiedSubset:
+    """Keep the same fraction of every class of a dataset (few-shot runs).
+
+    The LSSKD paper's few-shot setting trains on 25, 50 or 75 % of the
+    training set, stratified per class. Which samples are kept depends only
+    on the labels, ``fraction`` and ``seed``, so two runs with the same seed
+    train on the same images.
+
+    The subset is a dataset of its own: its samples are numbered
+    ``0 .. len - 1`` and that is the ``sample_idx`` they carry, so a
+    per-sample store such as LSSKD's past predictions is sized for the
+    subset. It wraps any mmpretrain dataset and can itself be wrapped
+    (``RepeatDataset``, ``ClassBalancedDataset``, ...).
+
+    Args:
+        dataset (BaseDataset | dict): The dataset, or its config.
+        fraction (float): Share of every class to keep, in (0, 1]. Every
+            class keeps ``round(fraction * n_c)`` samples and at least one.
+        seed (int): Seed of the per-class draw. Defaults to 0.
+        lazy_init (bool): Whether to defer the draw until first use.
+            Defaults to False.
+    """
+
+    def __init__(self,
+                 dataset: Union[BaseDataset, dict],
+                 fraction: float,
+                 seed: int = 0,
+                 lazy_init: bool = False) -> None:
+        if not 0.0 < fraction <= 1.0:
+            raise ValueError(
+                f'ClassStratifiedSubset keeps a share of every class, so '
+                f'fraction must lie in (0, 1], got {fraction} (use 0.25 for '
+                f'25 %).')
+        if isinstance(dataset, dict):
+            dataset = DATASETS.build(dataset)
+        self.dataset = dataset
+        self.fraction = fraction
+        self.seed = seed
+        self._metainfo = copy.deepcopy(dataset.metainfo)
+        self._fully_initialized = False
+        if not lazy_init:
+            self.full_init()
+
+    @property
+    def metainfo(self) -> dict:
+        """dict: The wrapped dataset's meta information."""
+        return copy.deepcopy(self._metainfo)
+
+    def full_init(self) -> None:
+        """Draw the kept indices, class by class."""
+        if self._fully_initialized:
+            return
+        self.dataset.full_init()
+        labels = self._labels()
+        rng = np.random.default_rng(self.seed)
+        kept = []
+        for label in np.unique(labels):
+            members = np.flatnonzero(labels == label)
+            count = max(1, int(round(self.fraction * len(members))))
+            kept.append(rng.choice(members, size=count, replace=False))
+        # Sorted, so the subset keeps the wrapped dataset's order.
+        self.indices: List[int] = np.sort(np.concatenate(kept)).tolist()
+        self._fully_initialized = True
+
+    def _labels(self) -> np.ndarray:
+        if hasattr(self.dataset, 'get_gt_labels'):
+            return np.asarray(self.dataset.get_gt_labels())
+        return np.asarray([
+            int(self.dataset.get_data_info(i)['gt_label'])
+            for i in range(len(self.dataset))
+        ])
+
+    def get_ori_index(self, idx: int) -> int:
+        """The wrapped dataset's index of the subset's sample ``idx``."""
+        self.full_init()
+        return self.indices[idx]
+
+    def get_data_info(self, idx: int) -> dict:
+        """The sample's annotation, its ``sample_idx`` the subset's index."""
+        info = self.dataset.get_data_info(self.get_ori_index(idx))
+        info['sample_idx'] = idx
+        return info
+
+    def get_cat_ids(self, idx: int) -> List[int]:
+        """Category ids of the sample (for ``ClassBalancedDataset``)."""
+        return self.dataset.get_cat_ids(self.get_ori_index(idx))
+
+    def get_gt_labels(self) -> np.ndarray:
+        """Labels of every kept sample, in order."""
+        self.full_init()
+        return self._labels()[self.indices]
+
+    def __getitem__(self, idx: int) -> dict:
+        return self.dataset.pipeline(self.get_data_info(idx))
+
+    def __len__(self) -> int:
+        self.full_init()
+        return len(self.indices)
+
+    def __repr__(self) -> str:
+        return (f'{type(self).__name__}(fraction={self.fraction}, '
+                f'seed={self.seed}, {len(self)} of {len(self.dataset)} '
+                f'samples of {type(self.dataset).__name__})')

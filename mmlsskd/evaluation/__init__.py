@@ -1,0 +1,3 @@
+from .metrics import BranchAccuracy
+
+__all__ = ['BranchAccuracy']
