@@ -1,0 +1,21 @@
+# LSSKD's training-time parts and their defaults. A config wraps its
+# classifier with
+#   model = dict(_base_.lsskd, _delete_=True, architecture=_base_.model,
+#                out_indices=<every stage>)
+# The loss weights are the project's choices (the paper's were lost from
+# its text): see README.md, "Defaults and where they come from".
+lsskd = dict(
+    type='LSSKD',
+    view_transform=dict(type='RotationViews', angles=(0, 90, 180, 270)),
+    aux_neck=dict(type='AuxiliaryBranchNeck', input_size=32),
+    aux_head=dict(
+        type='RotationJointHead',
+        loss_hier=dict(
+            type='CrossEntropyLoss', use_soft=True, loss_weight=1.0),
+        loss_kl=dict(type='mmrazor.KLDivergence', tau=3.0, loss_weight=1.0),
+        hierarchical_softening=True),
+    loss_cls=dict(type='CrossEntropyLoss', use_soft=True, loss_weight=1.0),
+    loss_feat=dict(type='mmrazor.L2Loss', normalize=False, loss_weight=0.01))
+
+# Keeps last epoch's predictions; alpha_t = alpha_T * epoch / max_epochs.
+custom_hooks = [dict(type='PastPredictionHook', alpha_T=0.8)]

@@ -1,0 +1,11 @@
+# MobileNetV2 with the CIFAR stem (2.4 M), 100-way linear classifier.
+model = dict(
+    type='ImageClassifier',
+    backbone=dict(type='MobileNetV2_CIFAR', widen_factor=1.0),
+    neck=dict(type='GlobalAveragePooling'),
+    head=dict(
+        type='LinearClsHead',
+        num_classes=100,
+        in_channels=1280,
+        loss=dict(type='CrossEntropyLoss', loss_weight=1.0),
+        topk=(1, 5)))

@@ -1,0 +1,8 @@
+# Baseline: WRN-40-1 on CIFAR-100 with cross-entropy, the paper's
+# schedule (240 epochs, batch 64).
+_base_ = [
+    '../_base_/models/cifar100/wrn40-1.py',
+    '../_base_/datasets/cifar100_bs64.py',
+    '../_base_/schedules/cifar100_bs64_240e.py',
+    '../_base_/default_runtime.py',
+]
