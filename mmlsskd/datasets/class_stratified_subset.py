@@ -45,7 +45,6 @@ class ClassStratifiedSubset:
         self.dataset = dataset
         self.fraction = fraction
         self.seed = seed
-        self._metainfo = copy.deepcopy(dataset.metainfo)
         self._fully_initialized = False
         if not lazy_init:
             self.full_init()
@@ -53,7 +52,8 @@ class ClassStratifiedSubset:
     @property
     def metainfo(self) -> dict:
         """dict: The wrapped dataset's meta information."""
-        return copy.deepcopy(self._metainfo)
+        # Read through: a lazily initialised dataset fills it in later.
+        return copy.deepcopy(self.dataset.metainfo)
 
     def full_init(self) -> None:
         """Draw the kept indices, class by class."""

@@ -170,3 +170,36 @@ def test_missing_hook_sample_idx_and_batch_augments_are_explained():
 def test_aux_head_that_disagrees_with_the_model_is_rejected(key):
     with pytest.raises(ValueError, match=f'{key}=3'):
         MODELS.build(tiny_lsskd(aux_head={'type': 'RotationJointHead', key: 3}))
+
+
+def test_dropping_the_feature_term():
+    model = build(loss_feat=None)
+    losses = model.loss(*batch()[:2])
+    assert 'loss_feat' not in losses and 'loss_cls' in losses
+
+
+def test_evaluate_branches_adds_branch_scores_and_keeps_predictions():
+    model = build(evaluate_branches=True)
+    model.eval()
+    inputs, samples, _, _ = batch()
+    ours = model(inputs, copy.deepcopy(samples), mode='predict')
+    model.evaluate_branches = False
+    plain = model(inputs, copy.deepcopy(samples), mode='predict')
+
+    with torch.no_grad():
+        views = torch.cat([torch.rot90(inputs, k, (2, 3)) for k in range(4)])
+        logits = model.aux_head(
+            model.aux_neck(model.architecture.backbone(views)))
+    for i, (result, reference) in enumerate(zip(ours, plain)):
+        assert torch.equal(result.pred_score, reference.pred_score)
+        assert result.branch_scores.shape == (model.num_branches,
+                                              NUM_CLASSES)
+        # Branch s, class c: mean over views k of softmax_c z[k*B+i, c*K+k].
+        expected = torch.stack([
+            torch.stack([
+                branch[k * len(inputs) + i, k::4].softmax(0)
+                for k in range(4)
+            ]).mean(0) for branch in logits
+        ])
+        assert torch.allclose(result.branch_scores, expected, atol=1e-6)
+    assert 'branch_scores' not in plain[0]

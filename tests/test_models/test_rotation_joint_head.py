@@ -65,3 +65,20 @@ def test_branch_accuracy_is_logged():
 def test_needs_two_branches():
     with pytest.raises(ValueError, match='at least two branches'):
         make_head(num_branches=1)
+
+
+def test_without_hierarchical_softening_targets_are_hard_joint_labels():
+    head = make_head(hierarchical_softening=False)
+    logits = [torch.randn(3, 4), torch.randn(3, 4)]
+    joint = torch.tensor([1, 3, 0])
+    past = torch.softmax(torch.randn(2, 3, 4), dim=2)
+    losses = head.loss(logits, joint, past, torch.full((3, ), 0.7))
+    expected = sum(F.cross_entropy(x, joint) for x in logits)
+    assert torch.allclose(losses['loss_hier'], expected)
+
+
+def test_dropping_the_kl_term():
+    head = make_head(loss_kl=None)
+    losses = head.loss([torch.randn(2, 4)] * 2, torch.tensor([0, 1]),
+                       torch.zeros(2, 2, 4), torch.zeros(2))
+    assert 'loss_kl' not in losses and 'loss_hier' in losses

@@ -1,0 +1,19 @@
+# LSSKD with ResNet-18 on ImageNet-1k, HSSAKD's ImageNet schedule as
+# mmpretrain ships it: SGD lr 0.1, momentum 0.9, weight decay 1e-4,
+# 100 epochs, lr x0.1 at epochs 30/60/90, batch 256 (8 GPUs x 32).
+_base_ = [
+    'mmpretrain::resnet/resnet18_8xb32_in1k.py',
+    '../_base_/methods/lsskd.py',
+]
+
+custom_imports = dict(imports=['mmlsskd'], allow_failed_imports=False)
+
+model = dict(
+    _base_.lsskd,
+    _delete_=True,
+    architecture=_base_.model,
+    out_indices=(0, 1, 2, 3),
+    aux_neck=dict(type='AuxiliaryBranchNeck', input_size=224))
+
+val_evaluator = dict(type='Accuracy', topk=(1, 5))
+test_evaluator = val_evaluator
