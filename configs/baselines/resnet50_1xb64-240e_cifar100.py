@@ -1,5 +1,5 @@
-# Baseline: ResNet-50 with mmpretrain's CIFAR stem on CIFAR-100 with cross-entropy, the paper's
-# schedule (240 epochs, batch 64).
+# Baseline: ResNet-50 with mmpretrain's CIFAR stem on CIFAR-100 with
+# cross-entropy, the paper's schedule (240 epochs, batch 64).
 _base_ = [
     '../_base_/models/cifar100/resnet50.py',
     '../_base_/datasets/cifar100_bs64.py',

@@ -1,5 +1,5 @@
-# Few-shot: Cross-entropy baseline with ResNet-18 trained on 50 % of every CIFAR-100
-# class (a fixed stratified draw, seed 0); the full test set.
+# Few-shot: Cross-entropy baseline with ResNet-18 trained on 50 % of every
+# CIFAR-100 class (a fixed stratified draw, seed 0); the full test set.
 _base_ = ['../baselines/resnet18_1xb64-240e_cifar100.py']
 
 train_dataloader = dict(

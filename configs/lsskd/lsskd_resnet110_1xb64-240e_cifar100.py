@@ -1,5 +1,8 @@
 # LSSKD, one auxiliary branch after each of the 3 returned stages.
-_base_ = ['../baselines/resnet110_1xb64-240e_cifar100.py', '../_base_/methods/lsskd.py']
+_base_ = [
+    '../baselines/resnet110_1xb64-240e_cifar100.py',
+    '../_base_/methods/lsskd.py',
+]
 
 model = dict(
     _base_.lsskd,

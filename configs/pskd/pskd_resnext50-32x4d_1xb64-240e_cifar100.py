@@ -1,4 +1,7 @@
 # PS-KD baseline under the same schedule.
-_base_ = ['../baselines/resnext50-32x4d_1xb64-240e_cifar100.py', '../_base_/methods/pskd.py']
+_base_ = [
+    '../baselines/resnext50-32x4d_1xb64-240e_cifar100.py',
+    '../_base_/methods/pskd.py',
+]
 
 model = dict(_base_.pskd, _delete_=True, architecture=_base_.model)

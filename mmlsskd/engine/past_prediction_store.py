@@ -116,8 +116,8 @@ class PastPredictionStore:
             if saved is None or tuple(saved.shape) != tuple(tensor.shape):
                 got = None if saved is None else tuple(saved.shape)
                 raise ValueError(
-                    f'The past-prediction store in the checkpoint does not fit '
-                    f'this run: {key!r} has shape {got}, expected '
+                    f'The past-prediction store in the checkpoint does not '
+                    f'fit this run: {key!r} has shape {got}, expected '
                     f'{tuple(tensor.shape)} (samples={self.num_samples}, '
                     f'classes={self.num_classes}, views={self.num_views}, '
                     f'branches={self.num_branches}). Resume with the dataset '

@@ -135,5 +135,5 @@ def test_resume_with_a_store_for_other_data_fails_clearly(
     with pytest.raises(ValueError, match='does not fit this run'):
         runner.train()
     # The checkpoint being resumed is left as it was.
-    assert torch.load(tmp_path / 'small.pth',
-                      map_location='cpu')[CHECKPOINT_KEY]['final'].shape[0] == 3
+    saved = torch.load(tmp_path / 'small.pth', map_location='cpu')
+    assert saved[CHECKPOINT_KEY]['final'].shape[0] == 3

@@ -169,7 +169,8 @@ def test_missing_hook_sample_idx_and_batch_augments_are_explained():
 @pytest.mark.parametrize('key', ['num_views', 'num_branches'])
 def test_aux_head_that_disagrees_with_the_model_is_rejected(key):
     with pytest.raises(ValueError, match=f'{key}=3'):
-        MODELS.build(tiny_lsskd(aux_head={'type': 'RotationJointHead', key: 3}))
+        MODELS.build(
+            tiny_lsskd(aux_head={'type': 'RotationJointHead', key: 3}))
 
 
 def test_dropping_the_feature_term():

@@ -89,7 +89,8 @@ def study_config(method: str, args: argparse.Namespace) -> Config:
             num_workers=0, persistent_workers=False, batch_size=256)
 
     scale = args.epochs / cfg.train_cfg.max_epochs
-    cfg.train_cfg.update(max_epochs=args.epochs, val_interval=args.val_interval)
+    cfg.train_cfg.update(
+        max_epochs=args.epochs, val_interval=args.val_interval)
     cfg.param_scheduler.milestones = [
         max(1, round(m * scale)) for m in cfg.param_scheduler.milestones
     ]

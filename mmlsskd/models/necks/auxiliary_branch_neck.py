@@ -32,8 +32,8 @@ def probe_stage_shapes(backbone: nn.Module,
     for i, out in enumerate(outs):
         if not isinstance(out, torch.Tensor) or out.dim() != 4:
             raise ValueError(
-                f'Auxiliary branches need (N, C, H, W) feature maps from every '
-                f'backbone stage, but output {i} of '
+                f'Auxiliary branches need (N, C, H, W) feature maps from '
+                f'every backbone stage, but output {i} of '
                 f'{type(backbone).__name__} is '
                 f'{_describe(out)}. Configure the backbone to return feature '
                 f"maps (e.g. out_type='featmap' for vision transformers).")

@@ -1,4 +1,5 @@
-# VGG-13 with BN (5 pooled stages, 1x1 at the end on 32x32), 100-way linear classifier.
+# VGG-13 with BN (5 pooled stages, 1x1 at the end on 32x32), 100-way linear
+# classifier.
 model = dict(
     type='ImageClassifier',
     backbone=dict(type='VGG', depth=13, norm_cfg=dict(type='BN')),
