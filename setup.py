@@ -13,6 +13,8 @@ def version() -> str:
     return scope['__version__']
 
 
+EXPORT_REQUIRES = ['onnx>=1.16', 'onnxruntime>=1.17', 'onnxscript>=0.2']
+
 setup(
     name='mmlsskd',
     version=version(),
@@ -39,7 +41,9 @@ setup(
     ],
     extras_require=dict(
         lite=['mmcv-lite>=2.0.0,<=2.1.0'],  # for environments without mmcv
-        tests=['pytest>=7'],
+        # ONNX export of the student (tools/deployment/export_student.py)
+        export=EXPORT_REQUIRES,
+        tests=['pytest>=7'] + EXPORT_REQUIRES,
     ),
     license='Apache License 2.0',
     classifiers=[

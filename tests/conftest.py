@@ -1,5 +1,8 @@
 import os
 import pickle
+import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -8,6 +11,7 @@ import torch
 
 import mmlsskd  # noqa: F401  (registers components, patches mmrazor)
 
+ROOT = Path(__file__).parents[1]
 NUM_CLASSES = 5
 TRAIN_PER_CLASS = 4
 TEST_PER_CLASS = 2
@@ -88,3 +92,24 @@ def tiny_cfg_options(tiny_cifar) -> list:
         'train_cfg.max_epochs=2',
         'default_hooks.logger.interval=1',
     ]
+
+
+def free_port() -> str:
+    """A port nobody listens on now, so parallel runs do not collide."""
+    with socket.socket() as sock:
+        sock.bind(('127.0.0.1', 0))
+        return str(sock.getsockname()[1])
+
+
+def run(args, tmp_path, **env) -> str:
+    """Run a tool from the repository root as a user would; its output."""
+    env = {
+        **os.environ, 'OMP_NUM_THREADS': '1',
+        'PYTHON': sys.executable,
+        **env
+    }
+    result = subprocess.run(
+        args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    (tmp_path / 'log.txt').write_text(result.stdout + result.stderr)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result.stdout + result.stderr

@@ -1,36 +1,12 @@
 """The tools as a user runs them: train, resume, test, dist_train."""
 import json
-import os
-import socket
-import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import torch
+from conftest import free_port, run
 
-ROOT = Path(__file__).parents[2]
 CONFIG = 'configs/lsskd/resnet18_cifar100.py'
-
-
-def free_port() -> str:
-    """A port nobody listens on now, so parallel runs do not collide."""
-    with socket.socket() as sock:
-        sock.bind(('127.0.0.1', 0))
-        return str(sock.getsockname()[1])
-
-
-def run(args, tmp_path, **env):
-    env = {
-        **os.environ, 'OMP_NUM_THREADS': '1',
-        'PYTHON': sys.executable,
-        **env
-    }
-    result = subprocess.run(
-        args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
-    (tmp_path / 'log.txt').write_text(result.stdout + result.stderr)
-    assert result.returncode == 0, result.stderr[-3000:]
-    return result.stdout + result.stderr
 
 
 def test_train_resume_and_test(tiny_cfg_options, tmp_path):

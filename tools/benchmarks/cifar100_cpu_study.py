@@ -17,6 +17,7 @@ Example::
 import argparse
 import json
 import os.path as osp
+import statistics
 import subprocess
 import sys
 import time
@@ -59,6 +60,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         '--plot', default=None,
         help='PNG path of the accuracy plot (default: in --work-dir)')
+    parser.add_argument(
+        '--report-only', action='store_true',
+        help='print the table and plot of an earlier run in --work-dir')
     parser.add_argument(
         '--cfg-options', nargs='+', default=[],
         help='extra key=value overrides for every method (tools/train.py)')
@@ -112,14 +116,19 @@ def study_config(method: str, args: argparse.Namespace) -> Config:
     return cfg
 
 
-def read_epochs(work_dir: Path) -> list:
-    """Per-epoch validation results from the newest run's scalars.json."""
+def read_run(work_dir: Path) -> dict:
+    """Per-epoch validation results and the median logged seconds per
+    training iteration, from the newest run's scalars.json."""
     runs = sorted(work_dir.glob('*/vis_data/scalars.json'))
     if not runs:
         raise FileNotFoundError(f'No scalars.json under {work_dir}.')
     with open(runs[-1]) as f:
         records = [json.loads(line) for line in f]
-    return [r for r in records if 'accuracy/top1' in r]
+    # The median is robust to a few windows slowed by other processes.
+    iter_times = [r['time'] for r in records if 'loss' in r and 'time' in r]
+    return dict(
+        epochs=[r for r in records if 'accuracy/top1' in r],
+        s_per_iter=statistics.median(iter_times))
 
 
 def plot(results: dict, path: Path) -> None:
@@ -150,42 +159,49 @@ def plot(results: dict, path: Path) -> None:
 def main() -> None:
     args = parse_args()
     work_dir = Path(args.work_dir).resolve()
-    results = {}
+    results, setting = {}, vars(args)
+    if args.report_only:
+        with open(work_dir / 'results.json') as f:
+            saved = json.load(f)
+        results, setting = saved['results'], saved['args']
     for method in args.methods:
         method_dir = work_dir / method
-        method_dir.mkdir(parents=True, exist_ok=True)
-        config = method_dir / f'{method}_{args.model}.py'
-        study_config(method, args).dump(str(config))
-        start = time.perf_counter()
-        subprocess.run([
-            sys.executable, str(ROOT / 'tools/train.py'), str(config),
-            '--work-dir', str(method_dir)
-        ], check=True)
-        wall = time.perf_counter() - start
-        results[method] = dict(wall_s=wall, epochs=read_epochs(method_dir))
-        print(f'{method}: {wall / 60:.1f} min', flush=True)
+        if not args.report_only:
+            method_dir.mkdir(parents=True, exist_ok=True)
+            config = method_dir / f'{method}_{args.model}.py'
+            study_config(method, args).dump(str(config))
+            start = time.perf_counter()
+            subprocess.run([
+                sys.executable, str(ROOT / 'tools/train.py'), str(config),
+                '--work-dir', str(method_dir)
+            ], check=True)
+            results[method] = dict(wall_s=time.perf_counter() - start)
+            print(f'{method}: {results[method]["wall_s"] / 60:.1f} min',
+                  flush=True)
+        results[method].update(read_run(method_dir))
 
     with open(work_dir / 'results.json', 'w') as f:
-        json.dump(dict(args=vars(args), results=results), f, indent=2)
+        json.dump(dict(args=setting, results=results), f, indent=2)
     plot_path = Path(args.plot) if args.plot else work_dir / 'accuracy.png'
     plot(results, plot_path)
 
     num_branches = max(
         (len([k for k in r['epochs'][-1] if k.startswith('aux/branch')])
          for r in results.values()), default=0)
-    header = ['method', 'top-1', 'top-5', 'wall time (min)'] + [
+    header = ['method', 'top-1', 'top-5', 'wall time (min)', 's/iter'] + [
         f'branch {s} top-1' for s in range(1, num_branches + 1)
     ]
-    print(f'\n{args.model}, {args.fraction:.0%} of every class, '
-          f'{args.epochs} epochs, seed {args.seed}, full test set, '
-          f'final epoch:\n')
+    print(f"\n{setting['model']}, {setting['fraction']:.0%} of every class, "
+          f"{setting['epochs']} epochs, seed {setting['seed']}, full test "
+          f"set, final epoch:\n")
     print('| ' + ' | '.join(header) + ' |')
     print('|' + '---|' * len(header))
     for method, result in results.items():
         last = result['epochs'][-1]
         row = [
             LABELS[method], f"{last['accuracy/top1']:.2f}",
-            f"{last['accuracy/top5']:.2f}", f"{result['wall_s'] / 60:.1f}"
+            f"{last['accuracy/top5']:.2f}", f"{result['wall_s'] / 60:.1f}",
+            f"{result['s_per_iter']:.3f}"
         ] + [
             f"{last[f'aux/branch{s}_top1']:.2f}"
             if f'aux/branch{s}_top1' in last else '-'

@@ -1,0 +1,9 @@
+from .onnx_export import ONNX_OPSET, export_onnx, onnx_logits
+from .student import (load_student_weights, load_training_checkpoint,
+                      student_checkpoint, student_config)
+
+__all__ = [
+    'ONNX_OPSET', 'export_onnx', 'load_student_weights',
+    'load_training_checkpoint', 'onnx_logits', 'student_checkpoint',
+    'student_config'
+]

@@ -1,0 +1,213 @@
+"""Turn an LSSKD (or PS-KD) training config and checkpoint into a plain
+mmpretrain classifier: its config and its weights, nothing else."""
+import copy
+import os.path as osp
+from collections import OrderedDict
+from typing import Dict, List, Tuple
+
+import torch
+from mmengine.config import Config
+from mmengine.registry import DefaultScope
+from mmengine.runner import CheckpointLoader
+from mmpretrain import registry as mmpretrain_registry
+
+PREFIX = 'architecture.'
+WRAPPERS = ('LSSKD', 'PSKD')
+# Training-only wrappers and their deployment equivalents.
+TRAINING_DATASETS = {'ClassStratifiedSubset'}
+DATASET_EQUIVALENTS = {'LocalCIFAR100': 'CIFAR100'}
+
+
+def _type_name(cfg: dict) -> str:
+    return str(cfg.get('type', '')).split('.')[-1]
+
+
+def student_config(cfg: Config) -> Tuple[Config, List[str]]:
+    """The plain mmpretrain config of the classifier an LSSKD config trains.
+
+    The classifier config (``model.architecture``) becomes ``model``; the
+    past-prediction hook, the branch metric, training-only dataset wrappers
+    and the ``mmlsskd`` import are dropped; data, schedule and runtime stay.
+    ``LocalCIFAR100`` becomes mmpretrain's ``CIFAR100`` (the same files,
+    checked against the official archive's checksums).
+
+    Args:
+        cfg (Config): The LSSKD or PS-KD config, ``--cfg-options`` applied.
+
+    Returns:
+        tuple[Config, list[str]]: The plain config and notes on what was
+        changed beyond the wrapper, for the user.
+
+    Raises:
+        ValueError: If the config does not train an LSSKD or PS-KD model.
+    """
+    plain = copy.deepcopy(cfg.to_dict())
+    model = plain.get('model', {})
+    if _type_name(model) not in WRAPPERS:
+        raise ValueError(
+            f'{cfg.filename} trains a {model.get("type")!r} model, not '
+            f'LSSKD or PS-KD: there is no student to export. Its checkpoint '
+            f'already is a plain classifier checkpoint.')
+    notes = []
+    student = model['architecture']
+    student.pop('_scope_', None)
+    if 'data_preprocessor' in model:
+        preprocessor = dict(model['data_preprocessor'])
+        preprocessor['type'] = _type_name(preprocessor) or \
+            'ClsDataPreprocessor'
+        student['data_preprocessor'] = preprocessor
+    plain['model'] = student
+    for helper in ('lsskd', 'pskd'):  # variables of configs/_base_/methods
+        plain.pop(helper, None)
+
+    hooks = [
+        h for h in plain.get('custom_hooks', [])
+        if _type_name(h) != 'PastPredictionHook'
+    ]
+    if hooks:
+        plain['custom_hooks'] = hooks
+    else:
+        plain.pop('custom_hooks', None)
+    for key in ('val_evaluator', 'test_evaluator'):
+        evaluator = plain.get(key)
+        if isinstance(evaluator, list):
+            plain[key] = [
+                e for e in evaluator if _type_name(e) != 'BranchAccuracy'
+            ]
+            if len(plain[key]) == 1:
+                plain[key] = plain[key][0]
+    for key in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        loader = plain.get(key)
+        if isinstance(loader, dict) and isinstance(loader.get('dataset'),
+                                                   dict):
+            loader['dataset'] = _plain_dataset(loader['dataset'], key, notes)
+
+    plain.pop('custom_imports', None)
+    ours = sorted(_mmlsskd_types(plain))
+    if ours:
+        # A backbone that only mmlsskd defines (e.g. CIFARResNet) needs its
+        # module; say so rather than export a config that cannot build.
+        plain['custom_imports'] = dict(
+            imports=['mmlsskd'], allow_failed_imports=False)
+        notes.append(
+            f'{", ".join(ours)} {"is" if len(ours) == 1 else "are"} defined '
+            f'by mmlsskd, so the student config keeps '
+            f"custom_imports=['mmlsskd'].")
+    return Config(plain), notes
+
+
+def _plain_dataset(dataset: dict, loader: str, notes: List[str]) -> dict:
+    while _type_name(dataset) in TRAINING_DATASETS:
+        notes.append(f'{loader}: dropped the {_type_name(dataset)} wrapper '
+                     f'(training-time subset).')
+        dataset = dataset['dataset']
+    name = _type_name(dataset)
+    if name in DATASET_EQUIVALENTS:
+        dataset = dict(dataset, type=DATASET_EQUIVALENTS[name])
+        notes.append(
+            f'{loader}: {name} -> {DATASET_EQUIVALENTS[name]} (mmpretrain '
+            f'checks the files against the official archive).')
+    return dataset
+
+
+def _mmlsskd_types(cfg) -> set:
+    """Registered type names in ``cfg`` that only mmlsskd provides."""
+    found = set()
+    registries = [
+        getattr(mmpretrain_registry, name) for name in ('MODELS', 'DATASETS',
+                                                        'TRANSFORMS', 'HOOKS',
+                                                        'METRICS')
+    ]
+
+    def visit(node):
+        if isinstance(node, dict):
+            name = node.get('type')
+            if isinstance(name, str):
+                for registry in registries:
+                    with DefaultScope.overwrite_default_scope('mmpretrain'):
+                        obj = registry.get(name)
+                    if obj is not None:
+                        if obj.__module__.startswith('mmlsskd'):
+                            found.add(name)
+                        break
+            for value in node.values():
+                visit(value)
+        elif isinstance(node, (list, tuple)):
+            for value in node:
+                visit(value)
+
+    visit(cfg)
+    return found
+
+
+def load_training_checkpoint(path: str) -> dict:
+    """Read an LSSKD/PS-KD checkpoint (weights-only) and check it is one.
+
+    Raises:
+        FileNotFoundError: If ``path`` does not exist.
+        ValueError: If the file is not a checkpoint with ``architecture.*``
+            weights.
+    """
+    if not osp.isfile(path):
+        raise FileNotFoundError(f'Checkpoint {path} does not exist.')
+    try:
+        checkpoint = CheckpointLoader.load_checkpoint(path, map_location='cpu')
+    except Exception as error:
+        raise ValueError(
+            f'Cannot read {path} as a PyTorch checkpoint: {error}') from error
+    state = checkpoint.get('state_dict') if isinstance(checkpoint,
+                                                       dict) else None
+    if not isinstance(state, dict) or not any(
+            k.startswith(PREFIX) for k in state):
+        raise ValueError(
+            f'{path} is not an LSSKD or PS-KD checkpoint: its state_dict has '
+            f'no {PREFIX!r} weights. A plain classifier checkpoint needs no '
+            f'export; load it with mmpretrain directly.')
+    return checkpoint
+
+
+def student_checkpoint(checkpoint: dict, source: str) -> Dict:
+    """The classifier's weights alone, as an mmpretrain checkpoint.
+
+    Args:
+        checkpoint (dict): The training checkpoint.
+        source (str): Its path, recorded in the meta.
+
+    Returns:
+        dict: ``state_dict`` (the ``architecture.`` weights, prefix removed)
+        and a ``meta`` of plain types, loadable with weights-only loading.
+    """
+    state = OrderedDict((k[len(PREFIX):], v)
+                        for k, v in checkpoint['state_dict'].items()
+                        if k.startswith(PREFIX))
+    meta = checkpoint.get('meta') or {}
+    plain_meta = dict(
+        mmlsskd_export=dict(
+            source_checkpoint=osp.abspath(source),
+            epoch=int(meta.get('epoch', -1)),
+            iter=int(meta.get('iter', -1))))
+    if 'dataset_meta' in meta:
+        plain_meta['dataset_meta'] = meta['dataset_meta']
+    return dict(state_dict=state, meta=plain_meta)
+
+
+def load_student_weights(model: torch.nn.Module, state_dict: dict,
+                         checkpoint_path: str, config_path: str) -> None:
+    """Load the student's weights strictly, explaining a mismatch."""
+    own = model.state_dict()
+    missing = sorted(set(own) - set(state_dict))
+    unexpected = sorted(set(state_dict) - set(own))
+    wrong_shape = sorted(
+        k for k in set(own) & set(state_dict)
+        if tuple(own[k].shape) != tuple(state_dict[k].shape))
+    if missing or unexpected or wrong_shape:
+        details = '; '.join(
+            f'{what}: {", ".join(keys[:3])}{" ..." if len(keys) > 3 else ""}'
+            for what, keys in (('missing', missing), ('unexpected',
+                                                      unexpected),
+                               ('other shape', wrong_shape)) if keys)
+        raise ValueError(
+            f'The checkpoint {checkpoint_path} does not fit the classifier of '
+            f'{config_path} ({details}). Export with the config the '
+            f'checkpoint was trained with.')
+    model.load_state_dict(state_dict, strict=True)

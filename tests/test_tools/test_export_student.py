@@ -1,0 +1,261 @@
+"""From an LSSKD checkpoint to a plain mmpretrain student and ONNX."""
+import hashlib
+import json
+import os
+import pickle
+import subprocess
+import sys
+from pathlib import Path
+
+import mmcv
+import numpy as np
+import pytest
+import torch
+from conftest import NUM_CLASSES, ROOT, run
+from mmengine.config import Config, DictAction
+from mmengine.registry import init_default_scope
+from mmengine.runner import load_checkpoint
+from mmpretrain.registry import MODELS
+
+from mmlsskd.deployment import student_config
+
+CONFIG = 'configs/lsskd/resnet18_cifar100.py'
+EXPORT = 'tools/deployment/export_student.py'
+MMPRETRAIN_TEST = Path(
+    __import__('mmpretrain').__file__).parent / '.mim/tools/test.py'
+
+
+def image_folder(tiny_cifar: Path, root: Path) -> Path:
+    """The tiny test split as class folders of PNGs (mmpretrain's
+    CustomDataset), so mmpretrain alone can read it."""
+    with open(tiny_cifar / 'cifar-100-python/test', 'rb') as f:
+        entry = pickle.load(f)
+    images = entry['data'].reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
+    for i, (image, label) in enumerate(zip(images, entry['fine_labels'])):
+        mmcv.imwrite(image[..., ::-1], str(root / f'class{label}/{i}.png'))
+    return root
+
+
+def on_image_folder(config: Path, root: Path, out: Path) -> str:
+    """A config inheriting ``config`` whose test set is ``root``."""
+    out.write_text(f"""_base_ = [{str(config)!r}]
+test_dataloader = dict(
+    num_workers=0,
+    persistent_workers=False,
+    dataset=dict(
+        _delete_=True,
+        type='CustomDataset',
+        data_root={str(root)!r},
+        pipeline=[dict(type='LoadImageFromFile'), dict(type='PackInputs')]))
+data_preprocessor = dict(to_rgb=True)
+""")
+    return str(out)
+
+
+@pytest.fixture(scope='module')
+def trained(tmp_path_factory, tiny_cifar):
+    """One tiny LSSKD epoch, exported with --onnx."""
+    tmp = tmp_path_factory.mktemp('export')
+    root = str(tiny_cifar)
+    options = [
+        f'train_dataloader.dataset.data_root={root}',
+        'train_dataloader.dataset.type=LocalCIFAR100',
+        'train_dataloader.batch_size=8', 'train_dataloader.num_workers=0',
+        f'val_dataloader.dataset.data_root={root}',
+        'val_dataloader.dataset.type=LocalCIFAR100',
+        'val_dataloader.num_workers=0',
+        f'test_dataloader.dataset.data_root={root}',
+        'test_dataloader.dataset.type=LocalCIFAR100',
+        'test_dataloader.num_workers=0',
+        'model.architecture.backbone.base_channels=4',
+        f'model.architecture.head.num_classes={NUM_CLASSES}',
+        'model.architecture.head.in_channels=32',
+        f'data_preprocessor.num_classes={NUM_CLASSES}',
+        'train_cfg.max_epochs=1'
+    ]
+    run([
+        sys.executable, 'tools/train.py', CONFIG, '--work-dir',
+        str(tmp / 'work'), '--cfg-options', *options
+    ], tmp)
+    checkpoint = tmp / 'work/epoch_1.pth'
+    digest = hashlib.sha256(checkpoint.read_bytes()).hexdigest()
+    out = run([
+        sys.executable, EXPORT, CONFIG,
+        str(checkpoint), '--out-dir',
+        str(tmp / 'student'), '--onnx', '--cfg-options', *options
+    ], tmp)
+    return dict(
+        tmp=tmp, options=options, checkpoint=checkpoint, digest=digest,
+        out=out, student=tmp / 'student')
+
+
+def lsskd_model(trained):
+    """The trained LSSKD model, built from its config as tools/test.py does."""
+    cfg = Config.fromfile(str(ROOT / CONFIG))
+    cfg.merge_from_dict(parse_options(trained['options']))
+    init_default_scope('mmpretrain')
+    model_cfg = dict(cfg.model, data_preprocessor=cfg.data_preprocessor)
+    model = MODELS.build(model_cfg)
+    load_checkpoint(model, str(trained['checkpoint']), logger='silent')
+    return model.eval()
+
+
+def parse_options(options):
+    parsed = {}
+    for option in options:
+        key, value = option.split('=', 1)
+        parsed[key] = DictAction._parse_iterable(value)
+    return parsed
+
+
+def test_export_writes_student_config_onnx_and_keeps_the_input(trained):
+    student = trained['student']
+    assert {p.name for p in student.iterdir()} == {
+        'student.pth', 'student_config.py', 'student.onnx'
+    }
+    assert 'max |logit diff| = 0' in trained['out']
+    assert 'onnxruntime vs PyTorch (opset 18' in trained['out']
+    # The input checkpoint is only read.
+    assert hashlib.sha256(trained['checkpoint'].read_bytes()).hexdigest() \
+        == trained['digest']
+    text = (student / 'student_config.py').read_text()
+    for absent in ('mmlsskd', 'LSSKD', 'PastPredictionHook', 'aux_neck'):
+        assert absent not in text
+
+
+def test_mmpretrain_alone_loads_the_student_with_the_same_logits(trained):
+    inputs = torch.randn(3, 3, 32, 32)
+    torch.save(inputs, trained['tmp'] / 'inputs.pth')
+    script = f'''
+import sys, torch
+from mmpretrain.apis import get_model
+model = get_model({str(trained["student"] / "student_config.py")!r},
+                  pretrained={str(trained["student"] / "student.pth")!r})
+assert 'mmlsskd' not in sys.modules
+model.eval()
+inputs = torch.load({str(trained["tmp"] / "inputs.pth")!r})
+with torch.no_grad():
+    torch.save(dict(logits=model(inputs, mode='tensor'),
+                    keys=sorted(model.state_dict())),
+               {str(trained["tmp"] / "mmpretrain_out.pth")!r})
+'''
+    result = subprocess.run([sys.executable, '-c', script], cwd=ROOT,
+                            capture_output=True, text=True, timeout=300,
+                            env={**os.environ, 'OMP_NUM_THREADS': '1'})
+    assert result.returncode == 0, result.stderr[-3000:]
+    theirs = torch.load(trained['tmp'] / 'mmpretrain_out.pth')
+
+    model = lsskd_model(trained)
+    with torch.no_grad():
+        ours = model(inputs, mode='tensor')
+        predictions = model(inputs, [None] * 3, mode='predict')
+    assert torch.allclose(theirs['logits'], ours, atol=1e-6)
+    assert torch.allclose(
+        torch.stack([p.pred_score for p in predictions]),
+        theirs['logits'].softmax(1), atol=1e-6)
+    # Exactly the plain classifier's keys: nothing auxiliary came along.
+    plain = MODELS.build(
+        Config.fromfile(str(trained['student'] /
+                            'student_config.py')).model)
+    assert theirs['keys'] == sorted(plain.state_dict())
+
+
+def test_mmpretrain_test_script_gives_tools_test_top1(trained, tiny_cifar):
+    tmp = trained['tmp']
+    folder = image_folder(tiny_cifar, tmp / 'images')
+    ours = tmp / 'ours.json'
+    run([
+        sys.executable, 'tools/test.py',
+        on_image_folder(ROOT / CONFIG, folder, tmp / 'ours_cfg.py'),
+        str(trained['checkpoint']), '--work-dir',
+        str(trained['tmp'] / 'test_ours'), '--out',
+        str(ours), '--out-item', 'metrics', '--cfg-options',
+        *[o for o in trained['options'] if not o.startswith('test_')]
+    ], tmp)
+    theirs = trained['tmp'] / 'theirs.json'
+    run([
+        sys.executable,
+        str(MMPRETRAIN_TEST),
+        on_image_folder(trained['student'] / 'student_config.py', folder,
+                        tmp / 'theirs_cfg.py'),
+        str(trained['student'] / 'student.pth'), '--work-dir',
+        str(trained['tmp'] / 'test_theirs'), '--out',
+        str(theirs), '--out-item', 'metrics'
+    ], tmp)
+    ours, theirs = json.loads(ours.read_text()), json.loads(
+        theirs.read_text())
+    assert ours['accuracy/top1'] == theirs['accuracy/top1']
+
+
+def test_onnx_has_a_dynamic_batch_and_matches_pytorch(trained):
+    import onnxruntime
+    session = onnxruntime.InferenceSession(
+        str(trained['student'] / 'student.onnx'),
+        providers=['CPUExecutionProvider'])
+    model = lsskd_model(trained)
+    for batch in (1, 5):
+        inputs = torch.randn(batch, 3, 32, 32)
+        logits = session.run(None, {'input': inputs.numpy()})[0]
+        with torch.no_grad():
+            expected = model(inputs, mode='tensor').numpy()
+        assert logits.shape == (batch, NUM_CLASSES)
+        assert np.abs(logits - expected).max() < 1e-4
+
+
+def failing(args, tmp_path) -> str:
+    result = subprocess.run(args, cwd=ROOT, capture_output=True, text=True,
+                            timeout=300,
+                            env={**os.environ, 'OMP_NUM_THREADS': '1'})
+    assert result.returncode != 0
+    return result.stdout + result.stderr
+
+
+def test_clear_errors_and_nothing_written(trained, tmp_path):
+    out_dir = str(tmp_path / 'out')
+    common = ['--out-dir', out_dir, '--cfg-options', *trained['options']]
+    out = failing([
+        sys.executable, EXPORT, CONFIG,
+        str(tmp_path / 'missing.pth'), *common
+    ], tmp_path)
+    assert 'missing.pth does not exist' in out
+    # The exported student is a plain checkpoint, not an LSSKD one.
+    out = failing([
+        sys.executable, EXPORT, CONFIG,
+        str(trained['student'] / 'student.pth'), *common
+    ], tmp_path)
+    assert "is not an LSSKD or PS-KD checkpoint" in out
+    # A config whose classifier differs from the checkpoint's.
+    out = failing([
+        sys.executable, EXPORT, CONFIG,
+        str(trained['checkpoint']), *common,
+        'model.architecture.head.num_classes=7'
+    ], tmp_path)
+    assert 'does not fit the classifier of' in out
+    assert 'Export with the config the checkpoint was trained with' in out
+    assert not (tmp_path / 'out/student.pth').exists()
+    assert hashlib.sha256(trained['checkpoint'].read_bytes()).hexdigest() \
+        == trained['digest']
+
+
+def test_student_config_of_other_shipped_configs():
+    cfg, notes = student_config(
+        Config.fromfile(
+            str(ROOT / 'configs/few_shot/'
+                'lsskd_resnet18_1xb64-240e_cifar100-25pct.py')))
+    assert cfg.model.type == 'ImageClassifier'
+    assert cfg.train_dataloader.dataset.type == 'CIFAR100'
+    assert 'custom_imports' not in cfg and 'custom_hooks' not in cfg
+    assert any('ClassStratifiedSubset' in n for n in notes)
+
+    cfg, notes = student_config(
+        Config.fromfile(
+            str(ROOT / 'configs/lsskd/lsskd_resnet20_1xb64-240e_cifar100.py')))
+    # CIFARResNet is mmlsskd's: the config says it needs the import.
+    assert cfg.custom_imports.imports == ['mmlsskd']
+    assert any('CIFARResNet' in n for n in notes)
+
+    with pytest.raises(ValueError, match='not LSSKD or PS-KD'):
+        student_config(
+            Config.fromfile(
+                str(ROOT / 'configs/baselines/'
+                    'resnet18_1xb64-240e_cifar100.py')))
