@@ -8,10 +8,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from mmengine.config import Config, DictAction
+from mmengine.runner import Runner
 
 import mmlsskd  # noqa: F401  (registers components, patches mmrazor)
 
 ROOT = Path(__file__).parents[1]
+CONFIG = ROOT / 'configs/lsskd/resnet18_cifar100.py'
 NUM_CLASSES = 5
 TRAIN_PER_CLASS = 4
 TEST_PER_CLASS = 2
@@ -21,8 +24,11 @@ torch.set_num_threads(1)
 os.environ.setdefault('OMP_NUM_THREADS', '1')
 
 
-def write_tiny_cifar(root: Path, seed: int = 0) -> Path:
-    """Write a tiny CIFAR-100-layout dataset (pickles) under ``root``."""
+def write_tiny_cifar(root: Path,
+                     seed: int = 0,
+                     num_names: int = NUM_CLASSES) -> Path:
+    """Write a tiny CIFAR-100-layout dataset (pickles) under ``root``:
+    images of ``NUM_CLASSES`` classes, ``num_names`` class names in meta."""
     rng = np.random.default_rng(seed)
     folder = root / 'cifar-100-python'
     folder.mkdir(parents=True, exist_ok=True)
@@ -38,7 +44,7 @@ def write_tiny_cifar(root: Path, seed: int = 0) -> Path:
             pickle.dump({'data': data, 'fine_labels': labels}, f)
     with open(folder / 'meta', 'wb') as f:
         pickle.dump(
-            {'fine_label_names': [f'class{c}' for c in range(NUM_CLASSES)]},
+            {'fine_label_names': [f'class{c}' for c in range(num_names)]},
             f)
     return root
 
@@ -46,6 +52,13 @@ def write_tiny_cifar(root: Path, seed: int = 0) -> Path:
 @pytest.fixture(scope='session')
 def tiny_cifar(tmp_path_factory) -> Path:
     return write_tiny_cifar(tmp_path_factory.mktemp('data'))
+
+
+@pytest.fixture(scope='session')
+def tiny_cifar100(tmp_path_factory) -> Path:
+    """Tiny images that declare CIFAR-100's 100 classes, for the shipped
+    configs' 100-way heads."""
+    return write_tiny_cifar(tmp_path_factory.mktemp('data100'), num_names=100)
 
 
 def tiny_architecture(num_classes: int = NUM_CLASSES) -> dict:
@@ -113,3 +126,36 @@ def run(args, tmp_path, **env) -> str:
     (tmp_path / 'log.txt').write_text(result.stdout + result.stderr)
     assert result.returncode == 0, result.stderr[-3000:]
     return result.stdout + result.stderr
+
+
+def make_cfg(options, work_dir, **extra) -> Config:
+    """The shipped LSSKD config with ``--cfg-options`` and extra keys."""
+    cfg = Config.fromfile(str(CONFIG))
+    parsed = {}
+    for option in options:
+        key, value = option.split('=', 1)
+        parsed[key] = DictAction._parse_iterable(value)
+    cfg.merge_from_dict(parsed)
+    cfg.work_dir = str(work_dir)
+    cfg.merge_from_dict(extra)
+    return cfg
+
+
+def train_one_epoch(options, work_dir) -> Path:
+    """Train one epoch into ``work_dir``; return the work dir."""
+    Runner.from_cfg(
+        make_cfg(options, work_dir, train_cfg=dict(max_epochs=1))).train()
+    return work_dir
+
+
+def resuming_runner(options, work_dir, checkpoint=None) -> Runner:
+    """A Runner that resumes (``--resume [CHECKPOINT]``)."""
+    return Runner.from_cfg(
+        make_cfg(options, work_dir, resume=True,
+                 load_from=None if checkpoint is None else str(checkpoint)))
+
+
+def hook_of(runner):
+    """The run's PastPredictionHook."""
+    from mmlsskd.engine import PastPredictionHook
+    return next(h for h in runner.hooks if isinstance(h, PastPredictionHook))

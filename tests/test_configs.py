@@ -8,6 +8,7 @@ its hooks, optimizer and schedule are the config's own.
 from pathlib import Path
 
 import pytest
+from conftest import write_tiny_cifar
 from mmengine.config import Config
 from mmengine.runner import Runner
 
@@ -59,9 +60,13 @@ def shrink(cfg: Config, data_root: Path, work_dir: Path) -> Config:
 
 
 @pytest.mark.parametrize('config', CONFIGS)
-def test_config_builds_and_trains_one_step(config, tiny_cifar, tmp_path):
+def test_config_builds_and_trains_one_step(config, tiny_cifar100, tmp_path):
     cfg = Config.fromfile(str(CONFIG_ROOT / config))
-    runner = Runner.from_cfg(shrink(cfg, tiny_cifar, tmp_path))
+    num_classes = cfg.data_preprocessor.num_classes
+    data = tiny_cifar100
+    if num_classes != 100:  # Tiny-ImageNet, ImageNet
+        data = write_tiny_cifar(tmp_path / 'data', num_names=num_classes)
+    runner = Runner.from_cfg(shrink(cfg, data, tmp_path))
     runner.train()
     assert runner.iter == 1
     scalars = runner.message_hub.log_scalars

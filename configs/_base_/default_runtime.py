@@ -1,5 +1,8 @@
 # mmpretrain's runtime, plus the import that registers mmlsskd's components
-# (CIFAR backbones, LSSKD, PS-KD, the past-prediction hook).
+# (CIFAR backbones, LSSKD, PS-KD, the past-prediction hook), and checkpoints
+# written so that an interrupted write never loses the previous one.
 _base_ = ['mmpretrain::_base_/default_runtime.py']
 
 custom_imports = dict(imports=['mmlsskd'], allow_failed_imports=False)
+
+default_hooks = dict(checkpoint=dict(type='AtomicCheckpointHook'))

@@ -7,6 +7,7 @@ _base_ = [
 ]
 
 custom_imports = dict(imports=['mmlsskd'], allow_failed_imports=False)
+default_hooks = dict(checkpoint=dict(type='AtomicCheckpointHook'))
 
 model = dict(
     _base_.lsskd,

@@ -30,6 +30,8 @@ class ClassStratifiedSubset:
             Defaults to False.
     """
 
+    renumbers_samples = True  # sample_idx is this dataset's own index
+
     def __init__(self,
                  dataset: Union[BaseDataset, dict],
                  fraction: float,

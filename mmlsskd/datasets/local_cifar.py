@@ -10,7 +10,9 @@ class LocalCIFAR100(CIFAR100):
     official archive, which rejects a faithful copy whose bytes differ (a
     re-pickled one, or one made for tests). This reads the same pickle
     layout (``train``, ``test`` and ``meta`` in ``data_root``/
-    ``cifar-100-python``) without the checksums and never downloads.
+    ``cifar-100-python``) without the checksums and never downloads. The
+    class names come from the folder's ``meta`` file, so the dataset
+    reports the classes it holds.
 
     Args:
         data_root (str): The folder that holds ``cifar-100-python``.
@@ -20,6 +22,7 @@ class LocalCIFAR100(CIFAR100):
     train_list = [['train', None]]
     test_list = [['test', None]]
     meta = {'filename': 'meta', 'key': 'fine_label_names'}
+    METAINFO = {}  # read the classes from the meta file
 
     def __init__(self, data_root: str = '', **kwargs) -> None:
         if kwargs.pop('download', False):

@@ -1,4 +1,7 @@
-from .hooks import PastPredictionHook
+from .hooks import AtomicCheckpointHook, PastPredictionHook
 from .past_prediction_store import PastPredictions, PastPredictionStore
 
-__all__ = ['PastPredictionHook', 'PastPredictionStore', 'PastPredictions']
+__all__ = [
+    'AtomicCheckpointHook', 'PastPredictionHook', 'PastPredictionStore',
+    'PastPredictions'
+]

@@ -2,6 +2,9 @@ from typing import Dict, NamedTuple, Optional
 
 import torch
 
+from ..utils.validation import (LSSKDCheckpointError,
+                                check_sample_indices)
+
 
 class PastPredictions(NamedTuple):
     """Past predictions of one batch, on the model's device.
@@ -45,13 +48,7 @@ class PastPredictionStore:
         self.written_epoch = torch.full((num_samples, ), -1, dtype=torch.long)
 
     def _check_indices(self, indices: torch.Tensor) -> None:
-        if indices.numel() and (int(indices.min()) < 0 or
-                                int(indices.max()) >= self.num_samples):
-            raise IndexError(
-                f'Sample index out of range [0, {self.num_samples}): got '
-                f'{int(indices.min())}..{int(indices.max())}. The '
-                f"data samples' sample_idx must index the training set the "
-                f'store was sized for.')
+        check_sample_indices(indices, self.num_samples)
 
     def lookup(self, indices: torch.Tensor,
                device: Optional[torch.device] = None) -> PastPredictions:
@@ -107,7 +104,7 @@ class PastPredictionStore:
         """Restore the store from :meth:`state_dict`.
 
         Raises:
-            ValueError: If the saved store was made for another dataset
+            LSSKDCheckpointError: If the saved store was made for another dataset
                 size, number of classes, views or branches.
         """
         expected = self.state_dict()
@@ -115,10 +112,10 @@ class PastPredictionStore:
             saved = state.get(key)
             if saved is None or tuple(saved.shape) != tuple(tensor.shape):
                 got = None if saved is None else tuple(saved.shape)
-                raise ValueError(
-                    f'The past-prediction store in the checkpoint does not '
-                    f'fit this run: {key!r} has shape {got}, expected '
-                    f'{tuple(tensor.shape)} (samples={self.num_samples}, '
+                raise LSSKDCheckpointError(
+                    f'resume: the past-prediction store in the checkpoint '
+                    f'does not fit this run: {key!r} has shape {got}, '
+                    f'expected {tuple(tensor.shape)} (samples={self.num_samples}, '
                     f'classes={self.num_classes}, views={self.num_views}, '
                     f'branches={self.num_branches}). Resume with the dataset '
                     f'and model the checkpoint was trained with, or start '

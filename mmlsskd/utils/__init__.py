@@ -1,8 +1,11 @@
 from .distributed import setup_cpu_distributed
 from .mmrazor_compat import patch_mmrazor_quantization
 from .safe_checkpoint import allow_mmengine_checkpoint_types
+from .validation import (LSSKDCheckpointError, LSSKDConfigError,
+                         NonFiniteLossError)
 
 __all__ = [
+    'LSSKDCheckpointError', 'LSSKDConfigError', 'NonFiniteLossError',
     'allow_mmengine_checkpoint_types', 'patch_mmrazor_quantization',
     'setup_cpu_distributed'
 ]

@@ -2,6 +2,7 @@ import pytest
 import torch
 
 from mmlsskd.engine import PastPredictionStore
+from mmlsskd.utils import LSSKDConfigError
 
 
 def test_update_then_lookup_round_trips_in_model_order():
@@ -29,7 +30,7 @@ def test_update_then_lookup_round_trips_in_model_order():
 
 def test_out_of_range_indices_are_rejected():
     store = PastPredictionStore(4, 2, 2, 2)
-    with pytest.raises(IndexError, match=r'\[0, 4\)'):
+    with pytest.raises(LSSKDConfigError, match=r'outside the \[0, 4\)'):
         store.lookup(torch.tensor([4]))
 
 
@@ -46,3 +47,15 @@ def test_state_dict_round_trip_and_mismatch():
         PastPredictionStore(5, 2, 2, 2).load_state_dict(store.state_dict())
     with pytest.raises(ValueError, match='classes=3'):
         PastPredictionStore(4, 3, 2, 2).load_state_dict(store.state_dict())
+
+
+def test_a_sample_padded_twice_into_a_batch_keeps_a_valid_entry():
+    # DistributedSampler pads an epoch with repeats: the same sample can
+    # arrive twice in one gathered step, with two valid predictions.
+    store = PastPredictionStore(3, 2, 1, 1)
+    final = torch.tensor([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4]])
+    branches = torch.rand(1, 3, 1, 2)
+    store.update(torch.tensor([2, 0, 2]), final, branches, epoch=0)
+    assert store.final[2].tolist() in (final[0].tolist(), final[2].tolist())
+    assert torch.equal(store.final[0], final[1])
+    assert store.written_epoch.tolist() == [0, -1, 0]

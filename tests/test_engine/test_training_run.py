@@ -1,29 +1,14 @@
 """Real mmengine Runner training of the shipped config on tiny data."""
-from pathlib import Path
-
 import pytest
 import torch
-from conftest import NUM_CLASSES, TRAIN_PER_CLASS
-from mmengine.config import Config, DictAction
+from conftest import (NUM_CLASSES, TRAIN_PER_CLASS, hook_of, make_cfg,
+                      resuming_runner, train_one_epoch)
 from mmengine.runner import Runner
 
-from mmlsskd.engine import PastPredictionHook, PastPredictionStore
+from mmlsskd.engine import PastPredictionStore
 from mmlsskd.engine.hooks.past_prediction_hook import CHECKPOINT_KEY
 
-CONFIG = Path(__file__).parents[2] / 'configs/lsskd/resnet18_cifar100.py'
 NUM_TRAIN = NUM_CLASSES * TRAIN_PER_CLASS
-
-
-def make_cfg(options, work_dir, **extra) -> Config:
-    cfg = Config.fromfile(str(CONFIG))
-    parsed = {}
-    for option in options:
-        key, value = option.split('=', 1)
-        parsed[key] = DictAction._parse_iterable(value)
-    cfg.merge_from_dict(parsed)
-    cfg.work_dir = str(work_dir)
-    cfg.merge_from_dict(extra)
-    return cfg
 
 
 @pytest.fixture
@@ -40,23 +25,6 @@ def lookups(monkeypatch):
 
     monkeypatch.setattr(PastPredictionStore, 'lookup', spy)
     return records
-
-
-def train_one_epoch(options, work_dir) -> Path:
-    """Train one epoch into ``work_dir``; return the work dir."""
-    Runner.from_cfg(
-        make_cfg(options, work_dir, train_cfg=dict(max_epochs=1))).train()
-    return work_dir
-
-
-def resuming_runner(options, work_dir, checkpoint) -> Runner:
-    """A Runner that resumes from ``checkpoint`` (``--resume CHECKPOINT``)."""
-    return Runner.from_cfg(
-        make_cfg(options, work_dir, resume=True, load_from=str(checkpoint)))
-
-
-def hook_of(runner) -> PastPredictionHook:
-    return next(h for h in runner.hooks if isinstance(h, PastPredictionHook))
 
 
 def test_two_epochs_fill_use_and_checkpoint_the_store(

@@ -1,3 +1,4 @@
+from .atomic_checkpoint_hook import AtomicCheckpointHook
 from .past_prediction_hook import PastPredictionHook
 
-__all__ = ['PastPredictionHook']
+__all__ = ['AtomicCheckpointHook', 'PastPredictionHook']

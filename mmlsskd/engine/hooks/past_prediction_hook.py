@@ -2,11 +2,15 @@ from typing import Optional
 
 import torch
 from mmengine.dist import all_gather, get_world_size
-from mmengine.hooks import Hook
+from mmengine.hooks import CheckpointHook, Hook
 from mmengine.model import is_model_wrapper
-from mmengine.runner import EpochBasedTrainLoop
+from mmengine.runner import EpochBasedTrainLoop, find_latest_checkpoint
 from mmpretrain.registry import HOOKS
 
+from ...utils.validation import (LSSKDCheckpointError,
+                                  check_checkpoint_file,
+                                  check_checkpoint_fits, check_dataset_fits,
+                                  check_square_views, check_unit_interval)
 from ..past_prediction_store import PastPredictionStore
 
 CHECKPOINT_KEY = 'lsskd_past_predictions'
@@ -34,10 +38,7 @@ class PastPredictionHook(Hook):
     priority = 'NORMAL'
 
     def __init__(self, alpha_T: float = 0.8) -> None:
-        if not 0.0 <= alpha_T <= 1.0:
-            raise ValueError(
-                f'alpha_T is the weight of the past prediction in the soft '
-                f'target and must lie in [0, 1], got {alpha_T}.')
+        check_unit_interval('PastPredictionHook.alpha_T', alpha_T)
         self.alpha_T = alpha_T
         self.store: Optional[PastPredictionStore] = None
         self._resumed_state: Optional[dict] = None
@@ -54,16 +55,39 @@ class PastPredictionHook(Hook):
                 f"the classifier: model=dict(type='LSSKD', architecture=...).")
         return model
 
+    def before_run(self, runner) -> None:
+        """Check the checkpoint to resume or load before anything runs."""
+        for hook in runner.hooks:
+            if type(hook) is CheckpointHook and hook.max_keep_ckpts > 0:
+                runner.logger.warning(
+                    "CheckpointHook deletes the oldest checkpoint before it "
+                    "writes the next one, so an interrupted write can lose "
+                    "the weights and past predictions: use default_hooks="
+                    "dict(checkpoint=dict(type='AtomicCheckpointHook')).")
+        resume, load_from = runner._resume, runner._load_from
+        if resume and load_from is None:
+            load_from = find_latest_checkpoint(runner.work_dir)
+        if load_from is not None:
+            check_checkpoint_file(load_from,
+                                  'resume' if resume else 'load_from')
+
     def before_train(self, runner) -> None:
-        """Build the store, restore a resumed one, attach it to the model."""
+        """Check the data, build the store, restore a resumed one."""
         if not isinstance(runner.train_loop, EpochBasedTrainLoop):
             raise TypeError(
                 'PastPredictionHook keeps one prediction per sample per '
                 'epoch and needs an epoch-based loop: set '
                 'train_cfg=dict(by_epoch=True, max_epochs=...).')
         algorithm = self._algorithm(runner)
+        dataset = runner.train_dataloader.dataset
+        check_dataset_fits(dataset, algorithm.num_classes)
+        view_transform = getattr(algorithm, 'view_transform', None)
+        if view_transform is not None and len(dataset):
+            # One sample tells the image size before hours of training.
+            check_square_views(view_transform,
+                               *dataset[0]['inputs'].shape[-2:])
         self.store = PastPredictionStore(
-            num_samples=len(runner.train_dataloader.dataset),
+            num_samples=len(dataset),
             num_classes=algorithm.num_classes,
             num_views=algorithm.num_views,
             num_branches=algorithm.num_branches)
@@ -78,6 +102,16 @@ class PastPredictionHook(Hook):
         alpha = self.alpha_T * runner.epoch / runner.max_epochs
         self._algorithm(runner).alpha = alpha
         runner.message_hub.update_scalar('train/alpha', alpha)
+
+    def before_train_iter(self,
+                          runner,
+                          batch_idx: int,
+                          data_batch=None) -> None:
+        """Tell the algorithm where training is, for its error messages."""
+        last = runner.message_hub.get_info('last_ckpt') or 'none saved yet'
+        self._algorithm(runner).step_context = (
+            f'epoch {runner.epoch + 1}, iteration {runner.iter + 1} '
+            f'(last checkpoint: {last})')
 
     def after_train_iter(self,
                          runner,
@@ -101,16 +135,22 @@ class PastPredictionHook(Hook):
             checkpoint[CHECKPOINT_KEY] = self.store.state_dict()
 
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
-        """Restore the store on resume (``load_from`` starts a fresh one)."""
+        """Check the weights fit; restore the store on resume (``load_from``
+        starts a fresh one)."""
+        resume = getattr(runner, '_resume', False)
+        path = runner._load_from or find_latest_checkpoint(runner.work_dir)
+        check_checkpoint_fits(
+            checkpoint.get('state_dict', {}), self._algorithm(runner),
+            path, 'resume' if resume else 'load_from')
         state = checkpoint.get(CHECKPOINT_KEY)
-        if not getattr(runner, '_resume', False):
+        if not resume:
             return
         if state is None:
-            raise KeyError(
-                f'The checkpoint being resumed has no '
-                f"'{CHECKPOINT_KEY}', so LSSKD's past predictions would "
-                f'restart empty. Resume from a checkpoint saved by an LSSKD '
-                f'run, or use load_from to start from its weights alone.')
+            raise LSSKDCheckpointError(
+                f'resume: checkpoint {path} has no {CHECKPOINT_KEY!r}, so '
+                f"LSSKD's past predictions would restart empty. Resume from "
+                f'a checkpoint saved by an LSSKD run, or use load_from to '
+                f'start from its weights alone.')
         if self.store is None:  # resume runs before before_train
             self._resumed_state = state
         else:

@@ -6,6 +6,7 @@ from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
 from torch import nn
 
+from ...utils.validation import check_loss_cfg
 from ..utils import progressive_targets
 from .pskd import PSKD
 
@@ -106,6 +107,7 @@ class LSSKD(PSKD):
                     f'aux_head has {name}={getattr(self.aux_head, name)} but '
                     f'the model needs {expected}: leave it out of aux_head '
                     f'and LSSKD fills it in.')
+        check_loss_cfg('loss_feat', loss_feat, optional=True)
         self.loss_feat = MODELS.build(loss_feat) if loss_feat else None
 
     @property

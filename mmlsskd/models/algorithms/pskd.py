@@ -8,6 +8,8 @@ from mmpretrain.structures import DataSample
 from mmrazor.models.algorithms import BaseAlgorithm
 from torch import nn
 
+from ...utils.validation import (check_finite_losses, check_labels,
+                                 check_loss_cfg)
 from ..utils import progressive_targets
 
 
@@ -74,6 +76,7 @@ class PSKD(BaseAlgorithm):
                 f'{name} reads the number of classes from the classifier '
                 f'head, but {type(self.architecture.head).__name__} has no '
                 f'num_classes. Use a head such as LinearClsHead.')
+        check_loss_cfg('loss_cls', loss_cls)
         self.loss_cls = MODELS.build(loss_cls)
 
         # Set by PastPredictionHook; plain attributes, not module state, so
@@ -81,6 +84,8 @@ class PSKD(BaseAlgorithm):
         self.alpha = 0.0
         self._past_predictions = None
         self._step_predictions = None
+        # Where training is, for error messages; set by the hook.
+        self.step_context = 'an unknown step'
 
     @property
     def num_views(self) -> int:
@@ -143,6 +148,7 @@ class PSKD(BaseAlgorithm):
                 f"dict(type='PastPredictionHook') to custom_hooks in the "
                 f"config.")
         labels = torch.cat([s.gt_label for s in data_samples])
+        check_labels(labels, self.num_classes)
         try:
             indices = torch.tensor([s.sample_idx for s in data_samples])
         except AttributeError:
@@ -154,3 +160,14 @@ class PSKD(BaseAlgorithm):
         past = self._past_predictions.lookup(indices, inputs.device)
         past_weight = self.alpha * past.written.to(inputs.dtype)
         return labels, indices, past, past_weight
+
+    def parse_losses(self, losses: Dict[str, torch.Tensor]):
+        """mmengine's loss parsing, then a stop before a non-finite loss.
+
+        Called between the forward and the optimizer step (with and without
+        DDP), so a NaN never reaches the weights, and before the hook writes
+        the step's predictions into the store.
+        """
+        loss, log_vars = super().parse_losses(losses)
+        check_finite_losses(log_vars, self.step_context)
+        return loss, log_vars

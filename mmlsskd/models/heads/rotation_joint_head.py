@@ -6,6 +6,7 @@ from mmpretrain.evaluation import Accuracy
 from mmpretrain.registry import MODELS
 from torch import nn
 
+from ...utils.validation import check_loss_cfg
 from ..utils import progressive_targets
 
 
@@ -69,6 +70,8 @@ class RotationJointHead(BaseModule):
         self.classifiers = nn.ModuleList(
             nn.Linear(in_channels, self.num_joint_classes)
             for _ in range(num_branches))
+        check_loss_cfg('aux_head.loss_hier', loss_hier)
+        check_loss_cfg('aux_head.loss_kl', loss_kl, optional=True)
         self.loss_hier = MODELS.build(loss_hier)
         self.loss_kl = MODELS.build(loss_kl) if loss_kl else None
         self.hierarchical_softening = hierarchical_softening

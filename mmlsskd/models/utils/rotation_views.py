@@ -4,6 +4,8 @@ import torch
 from mmpretrain.registry import MODELS
 from torch import nn
 
+from ...utils.validation import check_square_views
+
 
 @MODELS.register_module()
 class RotationViews(nn.Module):
@@ -34,7 +36,7 @@ class RotationViews(nn.Module):
                 f'RotationViews angles must be distinct multiples of 90 '
                 f'degrees, got {angles}.')
         self.angles = angles
-        self._quarter_turns = [(a // 90) % 4 for a in angles]
+        self.quarter_turns = [(a // 90) % 4 for a in angles]
 
     @property
     def num_views(self) -> int:
@@ -50,16 +52,9 @@ class RotationViews(nn.Module):
         Returns:
             torch.Tensor: Views of shape (K * B, C, H, W), view-major.
         """
-        height, width = inputs.shape[-2:]
-        if height != width and any(t % 2 for t in self._quarter_turns):
-            raise ValueError(
-                f'RotationViews with angles {self.angles} needs square '
-                f'inputs, got {height}x{width}: a 90 degree rotation changes '
-                f'the shape. Crop or resize to a square in the train pipeline '
-                f"(e.g. dict(type='RandomResizedCrop', scale=224)) "
-                f'or use angles=(0, 180).')
+        check_square_views(self, *inputs.shape[-2:])
         return torch.cat(
-            [torch.rot90(inputs, t, (2, 3)) for t in self._quarter_turns])
+            [torch.rot90(inputs, t, (2, 3)) for t in self.quarter_turns])
 
     def joint_labels(self, labels: torch.Tensor) -> torch.Tensor:
         """Joint labels of the views returned by :meth:`forward`.

@@ -1,0 +1,262 @@
+"""Every check LSSKD makes on settings, data and checkpoints, in one place.
+
+Each failure names what is wrong and how to fix it, in one sentence each,
+and is raised as early as the information exists: loss settings when the
+model is built, the dataset and checkpoint files before the first step,
+non-finite losses before the optimizer or the past-prediction store sees
+them.
+"""
+import difflib
+import math
+import os.path as osp
+import zipfile
+from typing import Dict, Iterable, Optional
+
+import torch
+from mmengine.registry import DefaultScope
+from mmpretrain.registry import MODELS
+
+
+class LSSKDConfigError(ValueError):
+    """A setting that cannot work, found before training starts."""
+
+
+class LSSKDCheckpointError(ValueError):
+    """A checkpoint that cannot be resumed or loaded as asked."""
+
+
+class NonFiniteLossError(FloatingPointError):
+    """A loss became NaN or infinite; the step was not applied."""
+
+
+def _message(subject: str, problem: str, fix: str) -> str:
+    return f'{subject}: {problem}. {fix}'
+
+
+def config_error(subject: str, problem: str, fix: str) -> LSSKDConfigError:
+    """An :class:`LSSKDConfigError` worded as every other one."""
+    return LSSKDConfigError(_message(subject, problem, fix))
+
+
+def check_unit_interval(subject: str, value: float) -> None:
+    """``value`` must lie in [0, 1] (e.g. ``alpha_T``)."""
+    if not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
+        raise config_error(
+            subject, f'must lie in [0, 1], got {value!r}',
+            'It is the weight of the past prediction in the soft target; '
+            'PS-KD uses 0.8, 0 switches past predictions off.')
+
+
+def check_loss_cfg(subject: str, cfg: Optional[dict],
+                   optional: bool = False) -> None:
+    """A loss config: a registered type, ``loss_weight >= 0``, ``tau > 0``.
+
+    Args:
+        subject (str): The config key, e.g. ``'aux_head.loss_kl'``.
+        cfg (dict, optional): The loss config.
+        optional (bool): Whether None (drop the term) is allowed.
+    """
+    if cfg is None and optional:
+        return
+    if not isinstance(cfg, dict) or 'type' not in cfg:
+        fix = ('Give a loss config such as dict(type='
+               "'CrossEntropyLoss', use_soft=True)")
+        raise config_error(subject, f'expected a loss config with a type, '
+                           f'got {cfg!r}', fix + (
+                               ', or None to drop the term.'
+                               if optional else '.'))
+    name = cfg['type']
+    if isinstance(name, str):
+        with DefaultScope.overwrite_default_scope('mmpretrain'):
+            found = MODELS.get(name)
+        if found is None:
+            known = _registered_losses()
+            close = difflib.get_close_matches(name, known, n=3, cutoff=0.5)
+            hint = (f'Did you mean {", ".join(repr(c) for c in close)}?'
+                    if close else
+                    "Use an mmpretrain loss (e.g. 'CrossEntropyLoss') or an "
+                    "mmrazor one with its prefix (e.g. "
+                    "'mmrazor.KLDivergence').")
+            raise config_error(subject, f'unknown loss type {name!r}', hint)
+    weight = cfg.get('loss_weight', 1.0)
+    if not isinstance(weight, (int, float)) or weight < 0 or \
+            not math.isfinite(weight):
+        raise config_error(
+            subject, f'loss_weight must be a finite number >= 0, got '
+            f'{weight!r}', 'A negative weight would maximise the loss; '
+            'use 0 or None to switch the term off.')
+    if 'tau' in cfg and not (isinstance(cfg['tau'], (int, float))
+                             and cfg['tau'] > 0):
+        raise config_error(
+            subject, f"temperature tau must be > 0, got {cfg['tau']!r}",
+            'HSSAKD and LSSKD use tau=3.0.')
+
+
+def _registered_losses() -> list:
+    """Loss-like names: mmpretrain's bare, other scopes' with a prefix."""
+
+    def losses(registry):
+        return [
+            n for n in registry.module_dict
+            if any(w in n for w in ('Loss', 'KL', 'Divergence'))
+        ]
+
+    root = MODELS
+    while root.parent is not None:
+        root = root.parent
+    names = losses(MODELS)
+    for scope, registry in root.children.items():
+        if registry is not MODELS:
+            names += [f'{scope}.{n}' for n in losses(registry)]
+    return names
+
+
+def check_labels(labels: torch.Tensor, num_classes: int) -> None:
+    """Labels must index the classifier's ``num_classes`` outputs."""
+    if labels.numel() and (int(labels.min()) < 0
+                           or int(labels.max()) >= num_classes):
+        raise config_error(
+            'gt_label', f'labels {int(labels.min())}..{int(labels.max())} '
+            f'do not fit a {num_classes}-way classifier',
+            'Set the head num_classes (and data_preprocessor.num_classes) '
+            'to the number of classes of the dataset.')
+
+
+def check_dataset_fits(dataset, num_classes: int) -> None:
+    """The training set's classes and index space suit the store.
+
+    Raises:
+        LSSKDConfigError: If the dataset names another number of classes
+            than the head, or if a ``ConcatDataset`` would give different
+            images the same ``sample_idx``.
+    """
+    classes = (getattr(dataset, 'metainfo', None) or {}).get('classes')
+    if classes and len(classes) != num_classes:
+        raise config_error(
+            'num_classes', f'the classifier head has {num_classes} classes '
+            f'but the training set {type(dataset).__name__} has '
+            f'{len(classes)}', f'Set model head num_classes={len(classes)} '
+            f'(and data_preprocessor.num_classes), or fix the dataset.')
+    for part in _walk_datasets(dataset):
+        if type(part).__name__ == 'ConcatDataset':
+            raise config_error(
+                'train_dataloader.dataset',
+                'ConcatDataset numbers the samples of each part from 0, so '
+                'the past predictions of different images would collide',
+                "Use dict(type='GlobalIndexConcatDataset', datasets=[...]), "
+                'which numbers them 0..N-1 across the parts.')
+
+
+def _walk_datasets(dataset) -> Iterable:
+    yield dataset
+    if getattr(dataset, 'renumbers_samples', False):
+        return  # its sample_idx is its own index, whatever is inside
+    inner = getattr(dataset, 'dataset', None)
+    if inner is not None:
+        yield from _walk_datasets(inner)
+    for part in getattr(dataset, 'datasets', None) or ():
+        yield from _walk_datasets(part)
+
+
+def check_sample_indices(indices: torch.Tensor, num_samples: int) -> None:
+    """Sample indices must lie in the store's ``[0, num_samples)``."""
+    if indices.numel() and (int(indices.min()) < 0
+                            or int(indices.max()) >= num_samples):
+        raise config_error(
+            'sample_idx', f'got {int(indices.min())}..{int(indices.max())}, '
+            f'outside the [0, {num_samples}) of the training set the '
+            f'past-prediction store was sized for',
+            'Each data sample must carry its index in the training set; '
+            'dataset wrappers must keep indices within their length.')
+
+
+def check_finite_losses(losses: Dict[str, torch.Tensor],
+                        context: str) -> None:
+    """Stop before a NaN or infinite loss reaches the weights or store.
+
+    Args:
+        losses (dict[str, torch.Tensor]): The parsed loss terms.
+        context (str): Where training is (step, last checkpoint).
+    """
+    names = [name for name in losses if name.startswith('loss')]
+    values = torch.stack(
+        [losses[name].detach().float().reshape(()) for name in names])
+    # One device-to-host read for all terms.
+    if bool(torch.isfinite(values).all()):
+        return
+    bad = [n for n, v in zip(names, values.tolist()) if not math.isfinite(v)]
+    if len(bad) > 1 and 'loss' in bad:
+        bad.remove('loss')  # the total is non-finite because a term is
+    if bad:
+        raise NonFiniteLossError(
+            _message(
+                'training stopped', f'{", ".join(bad)} became non-finite '
+                f'at {context}; no weight and no past prediction was '
+                f'updated with it', 'Resume from the last good checkpoint '
+                'with a lower learning rate (or --amp off), or check the '
+                'inputs of this step.'))
+
+
+def check_square_views(view_transform, height: int, width: int) -> None:
+    """Rotations by 90 degrees need square images."""
+    if height != width and any(t % 2 for t in view_transform.quarter_turns):
+        raise config_error(
+            'view_transform', f'angles {view_transform.angles} rotate by 90 '
+            f'degrees, which changes the shape of {height}x{width} images',
+            "Crop or resize to a square in the train pipeline (e.g. "
+            "dict(type='RandomResizedCrop', scale=224)) or use "
+            'angles=(0, 180).')
+
+
+def check_checkpoint_file(path: str, purpose: str) -> None:
+    """A checkpoint file exists and is a complete PyTorch zip archive.
+
+    Args:
+        path (str): The file.
+        purpose (str): ``'resume'`` or ``'load_from'``, for the message.
+    """
+    if not osp.isfile(path):
+        raise LSSKDCheckpointError(
+            _message(purpose, f'checkpoint {path} does not exist',
+                     'Check the path (or drop it: --resume alone picks the '
+                     "work directory's latest checkpoint)."))
+    try:
+        with zipfile.ZipFile(path) as archive:
+            broken = archive.testzip()
+    except (zipfile.BadZipFile, OSError) as error:
+        broken = str(error) or type(error).__name__
+    if broken is not None:
+        raise LSSKDCheckpointError(
+            _message(
+                purpose, f'checkpoint {path} is truncated or corrupt '
+                f'({broken}); nothing was loaded or overwritten',
+                'Use the previous checkpoint of the work directory (its '
+                'last_checkpoint file names the last complete one).'))
+
+
+def check_checkpoint_fits(state_dict: dict, model: torch.nn.Module,
+                          path: str, purpose: str) -> None:
+    """The checkpoint's weights are this model's (same keys and shapes)."""
+    own = model.state_dict()
+    theirs = set(state_dict)
+    missing = sorted(set(own) - theirs)
+    unexpected = sorted(theirs - set(own))
+    wrong = sorted(k for k in set(own) & theirs
+                   if tuple(own[k].shape) != tuple(state_dict[k].shape))
+    if not (missing or unexpected or wrong):
+        return
+    if missing and not any(k.startswith('architecture.') for k in theirs):
+        fix = ('It looks like a plain classifier checkpoint: to start from '
+               'it, set model.architecture.init_cfg=dict(type='
+               "'Pretrained', checkpoint=...) instead.")
+    else:
+        fix = ('Use a checkpoint of this model and config, or change the '
+               'config back to the one it was trained with.')
+    details = '; '.join(
+        f'{what} {", ".join(keys[:3])}{" ..." if len(keys) > 3 else ""}'
+        for what, keys in (('missing', missing), ('unexpected', unexpected),
+                           ('other shape', wrong)) if keys)
+    raise LSSKDCheckpointError(
+        _message(purpose,
+                 f'checkpoint {path} is not one of this model ({details})',
+                 fix))

@@ -1,0 +1,202 @@
+"""Bad input and faults during a real run: clear early errors, no lost
+state. Each case is one of the project's validation checks."""
+import hashlib
+import os
+
+import pytest
+import torch
+from conftest import (NUM_CLASSES, TRAIN_PER_CLASS, hook_of, make_cfg,
+                      resuming_runner, train_one_epoch)
+from mmengine.fileio.backends import LocalBackend
+from mmengine.runner import Runner
+
+from mmlsskd.engine.hooks.past_prediction_hook import CHECKPOINT_KEY
+from mmlsskd.models import RotationJointHead
+from mmlsskd.utils import (LSSKDCheckpointError, LSSKDConfigError,
+                           NonFiniteLossError)
+
+NUM_TRAIN = NUM_CLASSES * TRAIN_PER_CLASS
+
+
+def digest(path) -> str:
+    return hashlib.sha256(open(path, 'rb').read()).hexdigest()
+
+
+def test_a_nan_loss_stops_before_the_weights_and_store(
+        tiny_cfg_options, tmp_path, monkeypatch):
+    original = RotationJointHead.loss
+    calls, before = [], {}
+
+    def nan_on_fifth_step(head, *args, **kwargs):
+        losses = original(head, *args, **kwargs)
+        calls.append(1)
+        if len(calls) == 5:  # epoch 2, after epoch_1.pth was saved
+            losses['loss_kl'] = losses['loss_kl'] * float('nan')
+            before['state'] = {
+                k: v.clone()
+                for k, v in runner.model.state_dict().items()
+            }
+            before['store'] = hook_of(runner).store.final.clone()
+        return losses
+
+    monkeypatch.setattr(RotationJointHead, 'loss', nan_on_fifth_step)
+    runner = Runner.from_cfg(make_cfg(tiny_cfg_options, tmp_path))
+    with pytest.raises(NonFiniteLossError) as error:
+        runner.train()
+    message = str(error.value)
+    assert 'loss_kl became non-finite at epoch 2, iteration 5' in message
+    assert f'last checkpoint: {tmp_path / "epoch_1.pth"}' in message
+    # The failing step changed neither the weights nor the store.
+    for key, value in runner.model.state_dict().items():
+        assert torch.equal(value, before['state'][key]), key
+    assert torch.equal(hook_of(runner).store.final, before['store'])
+    assert torch.isfinite(hook_of(runner).store.branches).all()
+
+
+def test_truncated_checkpoint_is_named_and_left_alone(tiny_cfg_options,
+                                                      tmp_path):
+    first = train_one_epoch(tiny_cfg_options, tmp_path / 'first')
+    data = (first / 'epoch_1.pth').read_bytes()
+    broken = tmp_path / 'broken.pth'
+    broken.write_bytes(data[:len(data) // 2])
+    before = digest(broken)
+    runner = resuming_runner(tiny_cfg_options, tmp_path / 'resumed', broken)
+    with pytest.raises(LSSKDCheckpointError,
+                       match=f'resume: checkpoint {broken} is truncated'):
+        runner.train()
+    runner = Runner.from_cfg(
+        make_cfg(tiny_cfg_options, tmp_path / 'loaded',
+                 load_from=str(broken)))
+    with pytest.raises(LSSKDCheckpointError,
+                       match='load_from: .* truncated or corrupt'):
+        runner.train()
+    assert digest(broken) == before
+    with pytest.raises(LSSKDCheckpointError, match='does not exist'):
+        resuming_runner(tiny_cfg_options, tmp_path / 'x',
+                        tmp_path / 'nowhere.pth').train()
+
+
+def test_checkpoint_of_another_model_is_refused(tiny_cfg_options, tmp_path):
+    first = train_one_epoch(tiny_cfg_options, tmp_path / 'first')
+    ckpt = torch.load(first / 'epoch_1.pth', map_location='cpu')
+    # The student alone, as a plain classifier checkpoint.
+    plain = {
+        k[len('architecture.'):]: v
+        for k, v in ckpt['state_dict'].items()
+        if k.startswith('architecture.')
+    }
+    torch.save(dict(state_dict=plain), tmp_path / 'plain.pth')
+    runner = Runner.from_cfg(
+        make_cfg(tiny_cfg_options, tmp_path / 'loaded',
+                 load_from=str(tmp_path / 'plain.pth')))
+    with pytest.raises(LSSKDCheckpointError, match='architecture.init_cfg'):
+        runner.train()
+    # A transform set with other views: branch classifiers of other shape.
+    options = tiny_cfg_options + ['model.view_transform.angles=(0,180)']
+    runner = resuming_runner(options, tmp_path / 'two_views',
+                             first / 'epoch_1.pth')
+    with pytest.raises(LSSKDCheckpointError,
+                       match='other shape aux_head.classifiers'):
+        runner.train()
+
+
+def test_interrupted_checkpoint_write_keeps_the_last_one(
+        tiny_cfg_options, tmp_path, monkeypatch):
+    put = LocalBackend.put
+
+    def interrupted(backend, obj, filepath):
+        if 'epoch_2' in str(filepath):
+            with open(filepath, 'wb') as f:  # half written, then Ctrl-C
+                f.write(obj[:len(obj) // 2])
+            raise KeyboardInterrupt
+        return put(backend, obj, filepath)
+
+    monkeypatch.setattr(LocalBackend, 'put', interrupted)
+    # Keep one checkpoint: mmengine's own hook would delete epoch_1 first.
+    options = tiny_cfg_options + ['default_hooks.checkpoint.max_keep_ckpts=1']
+    runner = Runner.from_cfg(make_cfg(options, tmp_path))
+    with pytest.raises(KeyboardInterrupt):
+        runner.train()
+    monkeypatch.setattr(LocalBackend, 'put', put)
+
+    assert not (tmp_path / 'epoch_2.pth').exists()
+    assert (tmp_path / 'last_checkpoint').read_text() == str(
+        tmp_path / 'epoch_1.pth')
+    saved = torch.load(tmp_path / 'epoch_1.pth', map_location='cpu')
+    resumed = resuming_runner(options, tmp_path)  # --resume, no path
+    resumed.train()
+    assert resumed.epoch == 2 and (tmp_path / 'epoch_2.pth').is_file()
+    assert saved[CHECKPOINT_KEY]['written_epoch'].tolist() == [0] * NUM_TRAIN
+    # max_keep_ckpts=1 removed epoch_1 only once epoch_2 was complete.
+    assert not (tmp_path / 'epoch_1.pth').exists()
+    assert not [p for p in os.listdir(tmp_path) if p.endswith('.partial')]
+
+
+@pytest.mark.parametrize('option, match', [
+    ('model.loss_cls.loss_weight=-1', r'loss_cls: loss_weight must be'),
+    ('model.loss_feat.loss_weight=-0.01', r'loss_feat: loss_weight must be'),
+    ('model.aux_head.loss_hier.loss_weight=-2',
+     r'aux_head.loss_hier: loss_weight'),
+    ('model.aux_head.loss_kl.tau=0', r'aux_head.loss_kl: temperature tau'),
+    ('model.aux_head.loss_kl.type=KLDivergence',
+     r"unknown loss type 'KLDivergence'. Did you mean "
+     r"'mmrazor.KLDivergence'"),
+    ('custom_hooks.0.alpha_T=1.2',
+     r'PastPredictionHook.alpha_T: must lie in \[0, 1\]'),
+])
+def test_bad_settings_fail_when_the_runner_is_built(tiny_cfg_options,
+                                                    tmp_path, option, match):
+    key, value = option.split('=')
+    if key.startswith('custom_hooks'):
+        cfg = make_cfg(tiny_cfg_options, tmp_path,
+                       custom_hooks=[dict(type='PastPredictionHook',
+                                          alpha_T=float(value))])
+    else:
+        cfg = make_cfg(tiny_cfg_options + [option], tmp_path)
+    with pytest.raises(LSSKDConfigError, match=match):
+        Runner.from_cfg(cfg)
+
+
+def test_head_classes_that_disagree_with_the_dataset(tiny_cfg_options,
+                                                     tmp_path):
+    options = tiny_cfg_options + [
+        'model.architecture.head.num_classes=7',
+        'data_preprocessor.num_classes=7'
+    ]
+    runner = Runner.from_cfg(make_cfg(options, tmp_path))
+    with pytest.raises(LSSKDConfigError,
+                       match='head has 7 classes but the training set '
+                       'LocalCIFAR100 has 5'):
+        runner.train()
+    assert runner.iter == 0
+
+
+def test_non_square_images_fail_before_the_first_step(tiny_cfg_options,
+                                                      tmp_path):
+    cfg = make_cfg(tiny_cfg_options, tmp_path)
+    cfg.train_dataloader.dataset.pipeline = [
+        dict(type='RandomCrop', crop_size=(32, 24)),
+        dict(type='PackInputs')
+    ]
+    runner = Runner.from_cfg(cfg)
+    with pytest.raises(LSSKDConfigError,
+                       match='changes the shape of 32x24 images'):
+        runner.train()
+    assert runner.iter == 0
+
+
+def test_concat_dataset_is_refused_and_the_global_one_works(
+        tiny_cfg_options, tmp_path):
+    cfg = make_cfg(tiny_cfg_options, tmp_path, train_cfg=dict(max_epochs=1))
+    part = cfg.train_dataloader.dataset
+    cfg.train_dataloader.dataset = dict(type='ConcatDataset',
+                                        datasets=[part, part])
+    with pytest.raises(LSSKDConfigError, match='GlobalIndexConcatDataset'):
+        Runner.from_cfg(cfg).train()
+
+    cfg.train_dataloader.dataset.type = 'GlobalIndexConcatDataset'
+    runner = Runner.from_cfg(cfg)
+    runner.train()
+    written = hook_of(runner).store.written_epoch
+    # Both copies of every image have their own entry, all written.
+    assert written.tolist() == [0] * (2 * NUM_TRAIN)
