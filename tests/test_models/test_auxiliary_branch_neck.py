@@ -83,3 +83,20 @@ def test_vector_outputs_are_rejected():
                 feedforward_channels=8), img_size=32, patch_size=8,
                 out_indices=(0, 1)),
             input_size=32)
+
+
+def test_stages_that_do_not_shrink_by_an_integer_factor_are_rejected():
+    # At 36x36 MobileNetV2's stages are 9x9 then 5x5: no integer stride.
+    with pytest.raises(ValueError, match='one integer factor'):
+        AuxiliaryBranchNeck(
+            backbone=dict(type='MobileNetV2', widen_factor=0.25,
+                          out_indices=(1, 2, 4, 7)),
+            input_size=36)
+
+
+def test_resnet_stages_must_end_with_the_last():
+    with pytest.raises(ValueError, match=r'end with the last stage \(3\)'):
+        AuxiliaryBranchNeck(
+            backbone=dict(type='ResNet_CIFAR', depth=18, base_channels=4,
+                          out_indices=(0, 1, 2)),
+            input_size=32)
