@@ -104,8 +104,8 @@ class PastPredictionStore:
         """Restore the store from :meth:`state_dict`.
 
         Raises:
-            LSSKDCheckpointError: If the saved store was made for another dataset
-                size, number of classes, views or branches.
+            LSSKDCheckpointError: If the saved store was made for another
+                dataset size, number of classes, views or branches.
         """
         expected = self.state_dict()
         for key, tensor in expected.items():
@@ -115,7 +115,8 @@ class PastPredictionStore:
                 raise LSSKDCheckpointError(
                     f'resume: the past-prediction store in the checkpoint '
                     f'does not fit this run: {key!r} has shape {got}, '
-                    f'expected {tuple(tensor.shape)} (samples={self.num_samples}, '
+                    f'expected {tuple(tensor.shape)} '
+                    f'(samples={self.num_samples}, '
                     f'classes={self.num_classes}, views={self.num_views}, '
                     f'branches={self.num_branches}). Resume with the dataset '
                     f'and model the checkpoint was trained with, or start '

@@ -23,7 +23,7 @@ import sys
 import time
 from pathlib import Path
 
-from mmengine.config import Config
+from mmengine.config import Config, DictAction
 
 ROOT = Path(__file__).resolve().parents[2]
 METHODS = {
@@ -64,7 +64,7 @@ def parse_args() -> argparse.Namespace:
         '--report-only', action='store_true',
         help='print the table and plot of an earlier run in --work-dir')
     parser.add_argument(
-        '--cfg-options', nargs='+', default=[],
+        '--cfg-options', nargs='+', action=DictAction, default={},
         help='extra key=value overrides for every method (tools/train.py)')
     return parser.parse_args()
 
@@ -110,9 +110,7 @@ def study_config(method: str, args: argparse.Namespace) -> Config:
             dict(type='BranchAccuracy')
         ]
         cfg.test_evaluator = cfg.val_evaluator
-    for option in args.cfg_options:
-        key, value = option.split('=', 1)
-        cfg.merge_from_dict({key: eval(value)})
+    cfg.merge_from_dict(args.cfg_options)
     return cfg
 
 

@@ -16,7 +16,8 @@ only read.
 Example::
 
     python tools/deployment/export_student.py \\
-        configs/lsskd/resnet18_cifar100.py work_dirs/resnet18_cifar100/epoch_240.pth \\
+        configs/lsskd/resnet18_cifar100.py \\
+        work_dirs/resnet18_cifar100/epoch_240.pth \\
         --out-dir work_dirs/resnet18_student --onnx
 """
 import argparse
