@@ -148,11 +148,15 @@ def train_one_epoch(options, work_dir) -> Path:
     return work_dir
 
 
-def resuming_runner(options, work_dir, checkpoint=None) -> Runner:
+def resuming_runner(options, work_dir, checkpoint=None, **extra) -> Runner:
     """A Runner that resumes (``--resume [CHECKPOINT]``)."""
     return Runner.from_cfg(
-        make_cfg(options, work_dir, resume=True,
-                 load_from=None if checkpoint is None else str(checkpoint)))
+        make_cfg(
+            options,
+            work_dir,
+            resume=True,
+            load_from=None if checkpoint is None else str(checkpoint),
+            **extra))
 
 
 def hook_of(runner):

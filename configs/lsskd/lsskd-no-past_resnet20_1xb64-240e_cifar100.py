@@ -3,4 +3,7 @@
 # everywhere, with no past predictions (alpha_T = 0).
 _base_ = ['./lsskd_resnet20_1xb64-240e_cifar100.py']
 
-custom_hooks = [dict(type='PastPredictionHook', alpha_T=0.0)]
+custom_hooks = [
+    dict(type='PastPredictionHook', alpha_T=0.0),
+    dict(type='EpochSeedHook')
+]

@@ -1,7 +1,7 @@
-from .hooks import AtomicCheckpointHook, PastPredictionHook
+from .hooks import AtomicCheckpointHook, EpochSeedHook, PastPredictionHook
 from .past_prediction_store import PastPredictions, PastPredictionStore
 
 __all__ = [
-    'AtomicCheckpointHook', 'PastPredictionHook', 'PastPredictionStore',
-    'PastPredictions'
+    'AtomicCheckpointHook', 'EpochSeedHook', 'PastPredictionHook',
+    'PastPredictionStore', 'PastPredictions'
 ]

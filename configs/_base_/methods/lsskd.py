@@ -17,5 +17,10 @@ lsskd = dict(
     loss_cls=dict(type='CrossEntropyLoss', use_soft=True, loss_weight=1.0),
     loss_feat=dict(type='mmrazor.L2Loss', normalize=False, loss_weight=0.01))
 
-# Keeps last epoch's predictions; alpha_t = alpha_T * epoch / max_epochs.
-custom_hooks = [dict(type='PastPredictionHook', alpha_T=0.8)]
+# PastPredictionHook keeps last epoch's predictions and sets
+# alpha_t = alpha_T * epoch / max_epochs; EpochSeedHook seeds every epoch
+# from (seed, epoch), so that --resume continues exactly.
+custom_hooks = [
+    dict(type='PastPredictionHook', alpha_T=0.8),
+    dict(type='EpochSeedHook')
+]
