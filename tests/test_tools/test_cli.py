@@ -4,7 +4,7 @@ import sys
 
 import pytest
 import torch
-from conftest import free_port, run
+from conftest import ROOT, free_port, run
 
 CONFIG = 'configs/lsskd/resnet18_cifar100.py'
 
@@ -41,25 +41,92 @@ def test_train_resume_and_test(tiny_cfg_options, tmp_path):
 @pytest.mark.skipif(
     sys.platform != 'linux', reason='torchrun with gloo on Linux')
 def test_dist_train_and_test_launch_two_processes(tiny_cfg_options, tmp_path):
+    """Two gloo processes, two epochs, 19 images: the sampler pads one
+    image into both ranks' share. Every rank must end with the same, full
+    store and find every sample's past prediction in epoch 2."""
+    config = tmp_path / 'dist.py'
+    config.write_text(f"""_base_ = [{str(ROOT / CONFIG)!r}]
+custom_imports = dict(imports=['mmlsskd', 'rank_store_dump'])
+custom_hooks = [
+    dict(type='PastPredictionHook', alpha_T=0.8),
+    dict(type='EpochSeedHook'),
+    dict(type='RankStoreDumpHook'),
+]
+""")
     work = tmp_path / 'dist'
     out = run([
-        'bash', 'tools/dist_train.sh', CONFIG, '2', '--work-dir',
+        'bash', 'tools/dist_train.sh',
+        str(config), '2', '--work-dir',
         str(work), '--cfg-options', *tiny_cfg_options,
-        'train_cfg.max_epochs=1'
-    ], tmp_path, PORT=free_port())
+        'train_dataloader.dataset.indices=19'
+    ], tmp_path, PORT=free_port(),
+        PYTHONPATH=str(ROOT / 'tests/helpers'))
     assert 'Distributed training is not used' not in out
-    ckpt = torch.load(work / 'epoch_1.pth', map_location='cpu')
-    # Each rank's predictions reached the store: every sample was written.
-    store = ckpt['lsskd_past_predictions']
-    assert store['written_epoch'].tolist() == [0] * len(
-        store['written_epoch'])
+    assert (work / 'epoch_2.pth').is_file()
+
+    dumps = {(rank, epoch):
+             torch.load(work / f'rank{rank}_epoch{epoch}.pth',
+                        weights_only=False)
+             for rank in (0, 1) for epoch in (0, 1)}
+    for epoch in (0, 1):
+        stores = [dumps[rank, epoch]['store'] for rank in (0, 1)]
+        # Every image written in this epoch, on both ranks alike.
+        assert stores[0]['written_epoch'].tolist() == [epoch] * 19
+        for key in stores[0]:
+            assert torch.equal(stores[0][key], stores[1][key]), key
+        assert torch.allclose(stores[0]['final'].sum(1), torch.ones(19))
+    found = [dumps[rank, 1]['found'] for rank in (0, 1)]
+    seen = [
+        set(torch.cat([i for e, i, _ in f if e == 0]).tolist())
+        for f in found
+    ]
+    # The padded shares: 10 images per rank, one image in both.
+    assert [len(s) for s in seen] == [10, 10]
+    padded = seen[0] & seen[1]
+    assert len(padded) == 1 and len(seen[0] | seen[1]) == 19
+    for f in found:
+        # Epoch 2 found a past prediction for every sample it looked up.
+        assert all(w.all() for e, _, w in f if e == 1)
+        # In epoch 1 only the padded image can have one: written by the
+        # other rank's earlier step of the same epoch.
+        early = {
+            int(i) for e, idx, w in f if e == 0 for i in idx[w]
+        }
+        assert early <= padded
+    ckpt = torch.load(work / 'epoch_2.pth', map_location='cpu')
+    assert torch.equal(ckpt['lsskd_past_predictions']['final'],
+                       dumps[0, 1]['store']['final'])
 
     metrics = tmp_path / 'dist_metrics.json'
     run([
         'bash', 'tools/dist_test.sh', CONFIG,
-        str(work / 'epoch_1.pth'), '2', '--work-dir',
+        str(work / 'epoch_2.pth'), '2', '--work-dir',
         str(tmp_path / 'dist_test'), '--out',
         str(metrics), '--out-item', 'metrics', '--cfg-options',
         *tiny_cfg_options
     ], tmp_path, PORT=free_port())
     assert 'accuracy/top1' in json.loads(metrics.read_text())
+
+
+@pytest.mark.parametrize('script, args, expected', [
+    ('tools/slurm_train.sh', ['part', 'job', CONFIG, 'work', '--amp'],
+     ['-p', 'part', '--job-name=job', '--gres=gpu:4', '--ntasks=8',
+      '--ntasks-per-node=4', 'tools/train.py', CONFIG, '--work-dir=work',
+      '--launcher=slurm', '--amp']),
+    ('tools/slurm_test.sh', ['part', 'job', CONFIG, 'ckpt.pth'],
+     ['-p', 'part', '--job-name=job', 'tools/test.py', CONFIG, 'ckpt.pth',
+      '--launcher=slurm']),
+])
+def test_slurm_scripts_call_srun_like_mmpretrain(tmp_path, script, args,
+                                                 expected):
+    # A stand-in srun that records its arguments.
+    fake = tmp_path / 'srun'
+    fake.write_text('#!/usr/bin/env bash\nprintf "%s\\n" "$@" > '
+                    f'{tmp_path}/srun_args\n')
+    fake.chmod(0o755)
+    run(['bash', script, *args], tmp_path,
+        PATH=f'{tmp_path}:/usr/bin:/bin', GPUS='8', GPUS_PER_NODE='4')
+    called = (tmp_path / 'srun_args').read_text().split('\n')
+    called = [a.replace(str(ROOT) + '/', '') for a in called]
+    positions = [called.index(a) for a in expected]
+    assert positions == sorted(positions)
