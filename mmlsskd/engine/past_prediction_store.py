@@ -2,8 +2,9 @@ from typing import Dict, NamedTuple, Optional
 
 import torch
 
-from ..utils.validation import (LSSKDCheckpointError,
-                                check_sample_indices)
+from ..utils.validation import (LSSKDCheckpointError, check_sample_indices,
+                                check_store_options)
+from .prediction_rows import make_rows
 
 
 class PastPredictions(NamedTuple):
@@ -15,10 +16,15 @@ class PastPredictions(NamedTuple):
             model's views: (num_branches, K * B, C * K).
         written (torch.Tensor): Whether each sample has a past prediction,
             bool of shape (B, ).
+        branch_written (torch.Tensor): Whether each view row of
+            ``branches`` holds one, bool of shape (K * B, ): ``written`` for
+            every view, or for the unrotated view only when the store keeps
+            no other.
     """
     final: torch.Tensor
     branches: torch.Tensor
     written: torch.Tensor
+    branch_written: torch.Tensor
 
 
 class PastPredictionStore:
@@ -27,25 +33,71 @@ class PastPredictionStore:
     Holds, for every training sample, the final classifier's distribution
     (C values) and every auxiliary branch's augmented distribution for each
     of the K views (K x C*K values per branch), plus the epoch each sample
-    was last written in (-1: never).
+    was last written in (-1: never). Dense fp32 that is
+    ``4 * (C + S * K * C * K)`` bytes per sample: 1.3 GB for CIFAR-100 with
+    four branches, 330 GB for ImageNet-1k. The bounded forms:
+
+    - ``dtype='float16'`` (or ``'bfloat16'``) halves it;
+    - ``topk=k`` keeps the ``k`` largest probabilities of every row and their
+      indices, spreading the rest of the mass evenly on reading
+      (:class:`TopKRows`); it applies to the final and the branch rows;
+    - ``branch_views='unrotated'`` keeps the branches' distribution of the
+      unrotated view only; the rotated views then train on their hard joint
+      labels (their past weight is 0).
 
     Args:
         num_samples (int): Size of the training set.
         num_classes (int): Number of classes C.
         num_views (int): Number of transforms K.
         num_branches (int): Number of auxiliary branches.
+        dtype (str): ``'float32'``, ``'float16'`` or ``'bfloat16'``.
+            Defaults to ``'float32'``.
+        topk (int, optional): Entries kept per row; None keeps rows whole.
+            Defaults to None.
+        branch_views (str): ``'all'`` or ``'unrotated'``. Defaults to
+            ``'all'``.
     """
 
-    def __init__(self, num_samples: int, num_classes: int, num_views: int,
-                 num_branches: int) -> None:
+    def __init__(self,
+                 num_samples: int,
+                 num_classes: int,
+                 num_views: int,
+                 num_branches: int,
+                 dtype: str = 'float32',
+                 topk: Optional[int] = None,
+                 branch_views: str = 'all') -> None:
+        check_store_options(dtype, topk, branch_views)
         self.num_samples = num_samples
         self.num_classes = num_classes
         self.num_views = num_views
         self.num_branches = num_branches
-        self.final = torch.zeros(num_samples, num_classes)
-        self.branches = torch.zeros(num_branches, num_samples, num_views,
-                                    num_classes * num_views)
+        self.dtype, self.topk, self.branch_views = dtype, topk, branch_views
+        self.stored_views = num_views if branch_views == 'all' else 1
+        self._final = make_rows((num_samples, num_classes), dtype, topk)
+        self._branches = make_rows(
+            (num_branches, num_samples, self.stored_views,
+             num_classes * num_views), dtype, topk)
         self.written_epoch = torch.full((num_samples, ), -1, dtype=torch.long)
+
+    @property
+    def final(self) -> torch.Tensor:
+        """Final distributions (N, C): the stored tensor when dense, else a
+        densified copy."""
+        rows = self._final
+        return rows.data if hasattr(rows, 'data') else rows.read(slice(None))
+
+    @property
+    def branches(self) -> torch.Tensor:
+        """Branch SADs (S, N, K_stored, C * K), as :attr:`final`."""
+        rows = self._branches
+        return rows.data if hasattr(rows, 'data') else rows.read(
+            (slice(None), slice(None)))
+
+    @property
+    def nbytes(self) -> int:
+        """Host memory held by the store, in bytes."""
+        return sum(t.numel() * t.element_size()
+                   for t in self.state_dict().values())
 
     def _check_indices(self, indices: torch.Tensor) -> None:
         check_sample_indices(indices, self.num_samples)
@@ -63,14 +115,30 @@ class PastPredictionStore:
         """
         indices = indices.cpu()
         self._check_indices(indices)
+        batch, joint = len(indices), self.num_classes * self.num_views
+        written = self.written_epoch[indices] >= 0
+        stored = self._branches.read((slice(None), indices))
+        if self.stored_views < self.num_views:
+            # Only the unrotated view is kept: the others have no target.
+            rows = stored.new_zeros(self.num_branches, batch, self.num_views,
+                                    joint)
+            rows[:, :, :self.stored_views] = stored
+            stored = rows
+            branch_written = torch.zeros(self.num_views, batch,
+                                         dtype=torch.bool)
+            branch_written[:self.stored_views] = written
+        else:
+            branch_written = written.repeat(self.num_views).view(
+                self.num_views, batch)
         # (S, B, K, CK) -> (S, K, B, CK) -> (S, K*B, CK): the model's order.
-        branches = self.branches[:, indices].transpose(1, 2).reshape(
-            self.num_branches, self.num_views * len(indices),
-            self.num_classes * self.num_views)
+        branches = stored.transpose(1, 2).reshape(self.num_branches,
+                                                  self.num_views * batch,
+                                                  joint)
         return PastPredictions(
-            final=self.final[indices].to(device, non_blocking=True),
+            final=self._final.read(indices).to(device, non_blocking=True),
             branches=branches.to(device, non_blocking=True),
-            written=(self.written_epoch[indices] >= 0).to(
+            written=written.to(device, non_blocking=True),
+            branch_written=branch_written.reshape(-1).to(
                 device, non_blocking=True))
 
     def update(self, indices: torch.Tensor, final: torch.Tensor,
@@ -88,24 +156,28 @@ class PastPredictionStore:
         """
         indices = indices.cpu()
         self._check_indices(indices)
-        branches = branches.detach().cpu()
-        self.final[indices] = final.detach().cpu().to(self.final.dtype)
-        self.branches[:, indices] = branches.to(self.branches.dtype)
+        self._final.write(indices, final.detach().cpu())
+        self._branches.write((slice(None), indices),
+                             branches.detach()[:, :, :self.stored_views].cpu())
         self.written_epoch[indices] = epoch
 
     def state_dict(self) -> Dict[str, torch.Tensor]:
-        """The store as plain tensors, for a checkpoint."""
-        return dict(
-            final=self.final,
-            branches=self.branches,
-            written_epoch=self.written_epoch)
+        """The store's own tensors (no copies), for a checkpoint."""
+        state = dict(self._final.tensors('final'))
+        state.update(self._branches.tensors('branches'))
+        state['written_epoch'] = self.written_epoch
+        return state
 
     def load_state_dict(self, state: Dict[str, torch.Tensor]) -> None:
         """Restore the store from :meth:`state_dict`.
 
+        A saved store of another ``dtype`` is converted; any other
+        difference is refused.
+
         Raises:
             LSSKDCheckpointError: If the saved store was made for another
-                dataset size, number of classes, views or branches.
+                dataset size, number of classes, views, branches, ``topk``
+                or ``branch_views``.
         """
         expected = self.state_dict()
         for key, tensor in expected.items():
@@ -118,8 +190,10 @@ class PastPredictionStore:
                     f'expected {tuple(tensor.shape)} '
                     f'(samples={self.num_samples}, '
                     f'classes={self.num_classes}, views={self.num_views}, '
-                    f'branches={self.num_branches}). Resume with the dataset '
-                    f'and model the checkpoint was trained with, or start '
-                    f'from its weights alone with load_from.')
+                    f'branches={self.num_branches}, dtype={self.dtype}, '
+                    f'topk={self.topk}, branch_views={self.branch_views}; '
+                    f'saved keys {sorted(state)}). Resume with the dataset, '
+                    f'model and store settings the checkpoint was trained '
+                    f'with, or start from its weights alone with load_from.')
         for key, tensor in expected.items():
             tensor.copy_(state[key])

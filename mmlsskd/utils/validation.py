@@ -170,6 +170,23 @@ def check_sample_indices(indices: torch.Tensor, num_samples: int) -> None:
             'dataset wrappers must keep indices within their length.')
 
 
+def check_store_options(dtype: str, topk, branch_views: str) -> None:
+    """The past-prediction store's storage settings."""
+    subject = 'PastPredictionHook.store'
+    if dtype not in ('float32', 'float16', 'bfloat16'):
+        raise config_error(subject, f'dtype must be float32, float16 or '
+                           f'bfloat16, got {dtype!r}',
+                           "float16 halves the store's memory.")
+    if topk is not None and not (isinstance(topk, int) and topk > 0):
+        raise config_error(subject, f'topk must be a positive int or None, '
+                           f'got {topk!r}',
+                           'It is the number of probabilities kept per row.')
+    if branch_views not in ('all', 'unrotated'):
+        raise config_error(subject, f"branch_views must be 'all' or "
+                           f"'unrotated', got {branch_views!r}",
+                           "'unrotated' keeps one view of every branch.")
+
+
 def check_finite_losses(losses: Dict[str, torch.Tensor],
                         context: str) -> None:
     """Stop before a NaN or infinite loss reaches the weights or store.

@@ -2,7 +2,8 @@ import pytest
 import torch
 
 from mmlsskd.engine import PastPredictionStore
-from mmlsskd.utils import LSSKDConfigError
+from mmlsskd.engine.prediction_rows import TopKRows
+from mmlsskd.utils import LSSKDCheckpointError, LSSKDConfigError
 
 
 def test_update_then_lookup_round_trips_in_model_order():
@@ -59,3 +60,72 @@ def test_a_sample_padded_twice_into_a_batch_keeps_a_valid_entry():
     assert store.final[2].tolist() in (final[0].tolist(), final[2].tolist())
     assert torch.equal(store.final[0], final[1])
     assert store.written_epoch.tolist() == [0, -1, 0]
+
+
+def test_topk_rows_keep_the_largest_and_spread_the_rest():
+    rows = TopKRows((2, 4), k=2, dtype=torch.float32)
+    rows.write(slice(None), torch.tensor([[0.1, 0.5, 0.1, 0.3],
+                                          [0.6, 0.05, 0.15, 0.2]]))
+    # Kept: 0.5, 0.3 and 0.6, 0.2; the rest of the mass shared by the
+    # other two entries.
+    assert torch.allclose(
+        rows.read(slice(None)),
+        torch.tensor([[0.1, 0.5, 0.1, 0.3], [0.6, 0.1, 0.1, 0.2]]))
+    assert rows.indices.dtype == torch.int16
+
+
+@pytest.mark.parametrize('options', [
+    dict(dtype='float16'),
+    dict(dtype='bfloat16', topk=3),
+    dict(topk=4),
+    dict(dtype='float16', topk=3, branch_views='unrotated'),
+])
+def test_bounded_stores_round_trip_and_shrink(options):
+    torch.manual_seed(0)
+    dense = PastPredictionStore(6, 8, 2, 2)
+    store = PastPredictionStore(6, 8, 2, 2, **options)
+    final = torch.softmax(torch.randn(4, 8), 1)
+    branches = torch.softmax(torch.randn(2, 4, 2, 16), 3)
+    indices = torch.tensor([5, 0, 2, 3])
+    for s in (dense, store):
+        s.update(indices, final, branches, epoch=1)
+    assert store.nbytes < dense.nbytes
+
+    ours, exact = store.lookup(indices), dense.lookup(indices)
+    assert torch.allclose(ours.final.sum(1), torch.ones(4), atol=1e-2)
+    tol = 1e-2 if 'dtype' in options else 1e-6
+    if 'topk' not in options:
+        assert torch.allclose(ours.final, exact.final, atol=tol)
+    # The kept entries are exact up to the storage type.
+    top = exact.final.argmax(1)
+    assert torch.allclose(ours.final[torch.arange(4), top],
+                          exact.final[torch.arange(4), top], atol=tol)
+    if options.get('branch_views') == 'unrotated':
+        # View-major rows: only the first B (unrotated) rows have targets.
+        assert ours.branch_written.tolist() == [True] * 4 + [False] * 4
+        assert not ours.branches[:, 4:].any()
+        assert torch.allclose(ours.branches[:, :4].argmax(2),
+                              exact.branches[:, :4].argmax(2))
+    else:
+        assert ours.branch_written.tolist() == [True] * 8
+
+    restored = PastPredictionStore(6, 8, 2, 2, **options)
+    restored.load_state_dict(store.state_dict())
+    assert torch.equal(restored.lookup(indices).final, ours.final)
+    if set(options) - {'dtype'}:
+        # Other tensors: a resume with other store settings is refused.
+        with pytest.raises(LSSKDCheckpointError, match='store settings'):
+            dense.load_state_dict(store.state_dict())
+    else:
+        # Another dtype alone converts on loading.
+        dense.load_state_dict(store.state_dict())
+        assert torch.allclose(dense.final[indices], final, atol=tol)
+
+
+def test_bad_store_options_are_named():
+    with pytest.raises(LSSKDConfigError, match='topk must be a positive'):
+        PastPredictionStore(2, 2, 2, 2, topk=0)
+    with pytest.raises(LSSKDConfigError, match='dtype must be'):
+        PastPredictionStore(2, 2, 2, 2, dtype='int8')
+    with pytest.raises(LSSKDConfigError, match="branch_views must be"):
+        PastPredictionStore(2, 2, 2, 2, branch_views='first')

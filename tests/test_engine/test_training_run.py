@@ -7,6 +7,7 @@ from mmengine.runner import Runner
 
 from mmlsskd.engine import PastPredictionStore
 from mmlsskd.engine.hooks.past_prediction_hook import CHECKPOINT_KEY
+from mmlsskd.utils import LSSKDConfigError
 
 NUM_TRAIN = NUM_CLASSES * TRAIN_PER_CLASS
 
@@ -133,3 +134,34 @@ def test_resume_continues_exactly_as_the_uninterrupted_run(
         assert torch.equal(
             getattr(hook_of(resumed).store, name),
             getattr(hook_of(straight).store, name)), name
+
+
+def test_a_bounded_store_trains_checkpoints_and_resumes(
+        tiny_cfg_options, tmp_path):
+    hooks = [
+        dict(type='PastPredictionHook', alpha_T=0.8,
+             store=dict(dtype='float16', topk=4, branch_views='unrotated')),
+        dict(type='EpochSeedHook')
+    ]
+    Runner.from_cfg(
+        make_cfg(tiny_cfg_options, tmp_path, custom_hooks=hooks,
+                 train_cfg=dict(max_epochs=1))).train()
+    saved = torch.load(tmp_path / 'epoch_1.pth',
+                       map_location='cpu')[CHECKPOINT_KEY]
+    assert saved['final_values'].shape == (NUM_TRAIN, 4)
+    assert saved['final_values'].dtype == torch.float16
+    # Four branches, one (unrotated) view, top 4 of 5 * 4 joint labels.
+    assert saved['branches_indices'].shape == (4, NUM_TRAIN, 1, 4)
+    assert 'final' not in saved
+
+    resumed = resuming_runner(tiny_cfg_options, tmp_path, custom_hooks=hooks)
+    resumed.train()
+    assert resumed.epoch == 2
+    assert hook_of(resumed).store.written_epoch.tolist() == [1] * NUM_TRAIN
+
+
+def test_unknown_store_options_fail_at_build(tiny_cfg_options, tmp_path):
+    hooks = [dict(type='PastPredictionHook', store=dict(top_k=4))]
+    with pytest.raises(LSSKDConfigError, match=r"unknown keys \['top_k'\]"):
+        Runner.from_cfg(
+            make_cfg(tiny_cfg_options, tmp_path, custom_hooks=hooks))

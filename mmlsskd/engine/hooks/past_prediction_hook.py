@@ -10,7 +10,8 @@ from mmpretrain.registry import HOOKS
 from ...utils.validation import (LSSKDCheckpointError,
                                   check_checkpoint_file,
                                   check_checkpoint_fits, check_dataset_fits,
-                                  check_square_views, check_unit_interval)
+                                  check_square_views, check_store_options,
+                                  check_unit_interval, config_error)
 from ..past_prediction_store import PastPredictionStore
 
 CHECKPOINT_KEY = 'lsskd_past_predictions'
@@ -33,12 +34,28 @@ class PastPredictionHook(Hook):
     Args:
         alpha_T (float): The weight of the past prediction in the last epoch.
             Defaults to 0.8, the value of PS-KD.
+        store (dict, optional): How the store keeps its rows: ``dtype``
+            (``'float32'``, ``'float16'``, ``'bfloat16'``), ``topk`` (keep
+            the k largest probabilities of every row) and ``branch_views``
+            (``'all'`` or ``'unrotated'``); see :class:`PastPredictionStore`.
+            Defaults to dense float32, every view.
     """
 
     priority = 'NORMAL'
 
-    def __init__(self, alpha_T: float = 0.8) -> None:
+    def __init__(self, alpha_T: float = 0.8,
+                 store: Optional[dict] = None) -> None:
         check_unit_interval('PastPredictionHook.alpha_T', alpha_T)
+        self.store_options = dict(store or {})
+        unknown = set(self.store_options) - {'dtype', 'topk', 'branch_views'}
+        if unknown:
+            raise config_error(
+                'PastPredictionHook.store', f'unknown keys {sorted(unknown)}',
+                'Use dtype, topk and branch_views.')
+        check_store_options(
+            self.store_options.get('dtype', 'float32'),
+            self.store_options.get('topk'),
+            self.store_options.get('branch_views', 'all'))
         self.alpha_T = alpha_T
         self.store: Optional[PastPredictionStore] = None
         self._resumed_state: Optional[dict] = None
@@ -90,7 +107,8 @@ class PastPredictionHook(Hook):
             num_samples=len(dataset),
             num_classes=algorithm.num_classes,
             num_views=algorithm.num_views,
-            num_branches=algorithm.num_branches)
+            num_branches=algorithm.num_branches,
+            **self.store_options)
         if self._resumed_state is not None:
             self.store.load_state_dict(self._resumed_state)
             self._resumed_state = None

@@ -160,7 +160,8 @@ class LSSKD(PSKD):
             self.aux_head.loss(aux_logits,
                                self.view_transform.joint_labels(labels),
                                past.branches,
-                               past_weight.repeat(self.num_views)))
+                               self.alpha * past.branch_written.to(
+                                   inputs.dtype)))
 
         if self.loss_feat is not None:
             last_feat = F.adaptive_avg_pool2d(stages[-1],

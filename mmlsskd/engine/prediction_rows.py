@@ -1,0 +1,84 @@
+"""How the past-prediction store keeps its probability rows: dense, or the
+top-k entries of every row."""
+from typing import Dict, Sequence
+
+import torch
+
+DTYPES = {
+    'float32': torch.float32,
+    'float16': torch.float16,
+    'bfloat16': torch.bfloat16
+}
+
+
+class DenseRows:
+    """Probability rows kept whole, in ``dtype``.
+
+    Args:
+        shape (Sequence[int]): Shape of the row tensor, rows last.
+        dtype (torch.dtype): Storage type.
+    """
+
+    def __init__(self, shape: Sequence[int], dtype: torch.dtype) -> None:
+        self.data = torch.zeros(*shape, dtype=dtype)
+
+    def read(self, index) -> torch.Tensor:
+        """The rows at ``index``, as float32."""
+        return self.data[index].float()
+
+    def write(self, index, rows: torch.Tensor) -> None:
+        """Store ``rows`` at ``index``."""
+        self.data[index] = rows.to(self.data.dtype)
+
+    def tensors(self, name: str) -> Dict[str, torch.Tensor]:
+        """The stored tensors, keyed for a state dict."""
+        return {name: self.data}
+
+
+class TopKRows:
+    """The ``k`` largest entries of every probability row and their indices.
+
+    Reading a row puts the ``k`` kept probabilities back at their indices
+    and spreads the remaining mass ``1 - sum(kept)`` evenly over the other
+    ``L - k`` entries, so every row still sums to one; the tail of the
+    distribution becomes flat.
+
+    Args:
+        shape (Sequence[int]): Shape of the dense row tensor, rows last.
+        k (int): Entries kept per row (at most the row length).
+        dtype (torch.dtype): Storage type of the kept probabilities.
+    """
+
+    def __init__(self, shape: Sequence[int], k: int,
+                 dtype: torch.dtype) -> None:
+        self.length = shape[-1]
+        self.k = min(k, self.length)
+        index_dtype = torch.int16 if self.length <= 2**15 else torch.int32
+        self.values = torch.zeros(*shape[:-1], self.k, dtype=dtype)
+        self.indices = torch.zeros(*shape[:-1], self.k, dtype=index_dtype)
+
+    def read(self, index) -> torch.Tensor:
+        """The rows at ``index``, densified, as float32."""
+        values = self.values[index].float()
+        indices = self.indices[index].long()
+        rest = self.length - self.k
+        tail = (1 - values.sum(-1, keepdim=True)).clamp_min(0) / max(rest, 1)
+        rows = tail.expand(*values.shape[:-1], self.length).clone()
+        return rows.scatter_(-1, indices, values)
+
+    def write(self, index, rows: torch.Tensor) -> None:
+        """Keep the top ``k`` of every row of ``rows`` at ``index``."""
+        values, indices = rows.float().topk(self.k, dim=-1)
+        self.values[index] = values.to(self.values.dtype)
+        self.indices[index] = indices.to(self.indices.dtype)
+
+    def tensors(self, name: str) -> Dict[str, torch.Tensor]:
+        """The stored tensors, keyed for a state dict."""
+        return {f'{name}_values': self.values, f'{name}_indices': self.indices}
+
+
+def make_rows(shape: Sequence[int], dtype: str, topk=None):
+    """Dense rows, or top-k rows when ``topk`` is given."""
+    if topk is None:
+        return DenseRows(shape, DTYPES[dtype])
+    return TopKRows(shape, topk, DTYPES[dtype])
