@@ -147,6 +147,19 @@ def check_dataset_fits(dataset, num_classes: int) -> None:
                 'which numbers them 0..N-1 across the parts.')
 
 
+def sample_index_space(dataset) -> int:
+    """How many distinct ``sample_idx`` the training set's samples carry.
+
+    Wrappers that repeat samples (``RepeatDataset``, ``ClassBalancedDataset``)
+    pass on the wrapped dataset's indices, so one image keeps one entry and
+    the store needs only the wrapped dataset's length, not the repeated one.
+    """
+    inner = getattr(dataset, 'dataset', None)
+    if inner is not None and not getattr(dataset, 'renumbers_samples', False):
+        return sample_index_space(inner)
+    return len(dataset)
+
+
 def _walk_datasets(dataset) -> Iterable:
     yield dataset
     if getattr(dataset, 'renumbers_samples', False):

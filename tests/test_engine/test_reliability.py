@@ -200,3 +200,16 @@ def test_concat_dataset_is_refused_and_the_global_one_works(
     written = hook_of(runner).store.written_epoch
     # Both copies of every image have their own entry, all written.
     assert written.tolist() == [0] * (2 * NUM_TRAIN)
+
+
+def test_repeat_dataset_keeps_one_entry_per_image(tiny_cfg_options,
+                                                  tmp_path):
+    cfg = make_cfg(tiny_cfg_options, tmp_path, train_cfg=dict(max_epochs=1))
+    cfg.train_dataloader.dataset = dict(
+        type='RepeatDataset', times=3, dataset=cfg.train_dataloader.dataset)
+    runner = Runner.from_cfg(cfg)
+    runner.train()
+    store = hook_of(runner).store
+    # Sized for the 20 images, not the 60 repeated samples; all written.
+    assert store.num_samples == NUM_TRAIN
+    assert store.written_epoch.tolist() == [0] * NUM_TRAIN

@@ -11,7 +11,8 @@ from ...utils.validation import (LSSKDCheckpointError,
                                   check_checkpoint_file,
                                   check_checkpoint_fits, check_dataset_fits,
                                   check_square_views, check_store_options,
-                                  check_unit_interval, config_error)
+                                  check_unit_interval, config_error,
+                                  sample_index_space)
 from ..past_prediction_store import PastPredictionStore
 
 CHECKPOINT_KEY = 'lsskd_past_predictions'
@@ -104,7 +105,7 @@ class PastPredictionHook(Hook):
             check_square_views(view_transform,
                                *dataset[0]['inputs'].shape[-2:])
         self.store = PastPredictionStore(
-            num_samples=len(dataset),
+            num_samples=sample_index_space(dataset),
             num_classes=algorithm.num_classes,
             num_views=algorithm.num_views,
             num_branches=algorithm.num_branches,
