@@ -13,9 +13,13 @@ from mmpretrain import registry as mmpretrain_registry
 
 PREFIX = 'architecture.'
 WRAPPERS = ('LSSKD', 'PSKD')
-# Training-only wrappers and their deployment equivalents.
+# Training-only parts, and mmlsskd types with an mmpretrain/mmengine twin.
 TRAINING_DATASETS = {'ClassStratifiedSubset'}
-DATASET_EQUIVALENTS = {'LocalCIFAR100': 'CIFAR100'}
+TRAINING_HOOKS = {'PastPredictionHook', 'EpochSeedHook'}
+EQUIVALENTS = {
+    'LocalCIFAR100': 'CIFAR100',
+    'AtomicCheckpointHook': 'CheckpointHook'
+}
 
 
 def _type_name(cfg: dict) -> str:
@@ -26,10 +30,11 @@ def student_config(cfg: Config) -> Tuple[Config, List[str]]:
     """The plain mmpretrain config of the classifier an LSSKD config trains.
 
     The classifier config (``model.architecture``) becomes ``model``; the
-    past-prediction hook, the branch metric, training-only dataset wrappers
-    and the ``mmlsskd`` import are dropped; data, schedule and runtime stay.
-    ``LocalCIFAR100`` becomes mmpretrain's ``CIFAR100`` (the same files,
-    checked against the official archive's checksums).
+    past-prediction and epoch-seed hooks, the branch metric, training-only
+    dataset wrappers and the ``mmlsskd`` import are dropped; data, schedule
+    and runtime stay. ``LocalCIFAR100`` becomes mmpretrain's ``CIFAR100``
+    (the same files, checked against the official archive's checksums) and
+    ``AtomicCheckpointHook`` mmengine's ``CheckpointHook``.
 
     Args:
         cfg (Config): The LSSKD or PS-KD config, ``--cfg-options`` applied.
@@ -62,7 +67,7 @@ def student_config(cfg: Config) -> Tuple[Config, List[str]]:
 
     hooks = [
         h for h in plain.get('custom_hooks', [])
-        if _type_name(h) != 'PastPredictionHook'
+        if _type_name(h) not in TRAINING_HOOKS
     ]
     if hooks:
         plain['custom_hooks'] = hooks
@@ -82,6 +87,10 @@ def student_config(cfg: Config) -> Tuple[Config, List[str]]:
                                                    dict):
             loader['dataset'] = _plain_dataset(loader['dataset'], key, notes)
 
+    checkpoint = (plain.get('default_hooks') or {}).get('checkpoint')
+    if isinstance(checkpoint, dict) and \
+            _type_name(checkpoint) in EQUIVALENTS:
+        checkpoint['type'] = EQUIVALENTS[_type_name(checkpoint)]
     plain.pop('custom_imports', None)
     ours = sorted(_mmlsskd_types(plain))
     if ours:
@@ -102,10 +111,10 @@ def _plain_dataset(dataset: dict, loader: str, notes: List[str]) -> dict:
                      f'(training-time subset).')
         dataset = dataset['dataset']
     name = _type_name(dataset)
-    if name in DATASET_EQUIVALENTS:
-        dataset = dict(dataset, type=DATASET_EQUIVALENTS[name])
+    if name in EQUIVALENTS:
+        dataset = dict(dataset, type=EQUIVALENTS[name])
         notes.append(
-            f'{loader}: {name} -> {DATASET_EQUIVALENTS[name]} (mmpretrain '
+            f'{loader}: {name} -> {EQUIVALENTS[name]} (mmpretrain '
             f'checks the files against the official archive).')
     return dataset
 
