@@ -4,6 +4,7 @@ import pytest
 from mmengine.logging import MessageHub
 
 from mmlsskd.engine import PastPredictionHook
+from mmlsskd.utils import LSSKDConfigError
 
 
 class FakeAlgorithm:
@@ -39,5 +40,5 @@ def test_alpha_T_outside_unit_interval_is_rejected(alpha_T):
 def test_hook_on_a_plain_classifier_is_explained():
     runner = SimpleNamespace(
         epoch=0, max_epochs=1, model=object(), message_hub=None)
-    with pytest.raises(TypeError, match="type='LSSKD'"):
+    with pytest.raises(LSSKDConfigError, match="type='LSSKD'"):
         PastPredictionHook().before_train_epoch(runner)

@@ -8,6 +8,7 @@ from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
 
 from mmlsskd.engine import PastPredictionStore
+from mmlsskd.utils import LSSKDConfigError
 
 
 def batch(size=4, num_samples=10, seed=0):
@@ -152,11 +153,11 @@ def test_missing_hook_sample_idx_and_batch_augments_are_explained():
     torch.manual_seed(0)
     model = MODELS.build(tiny_lsskd())
     inputs, samples, _, _ = batch()
-    with pytest.raises(RuntimeError, match='PastPredictionHook'):
+    with pytest.raises(LSSKDConfigError, match='PastPredictionHook'):
         model.loss(inputs, samples)
     model = build()
     bare = [DataSample().set_gt_label(1) for _ in range(4)]
-    with pytest.raises(KeyError, match='sample_idx'):
+    with pytest.raises(LSSKDConfigError, match='sample_idx'):
         model.loss(inputs, bare)
     with pytest.raises(ValueError, match='batch_augments'):
         MODELS.build(

@@ -67,10 +67,11 @@ class PastPredictionHook(Hook):
         if is_model_wrapper(model):
             model = model.module
         if not hasattr(model, 'attach_past_predictions'):
-            raise TypeError(
-                f'PastPredictionHook works with the LSSKD algorithm, but the '
-                f'model is a {type(model).__name__}. Remove the hook or wrap '
-                f"the classifier: model=dict(type='LSSKD', architecture=...).")
+            raise config_error(
+                'custom_hooks', f'PastPredictionHook works with LSSKD or '
+                f'PS-KD, but the model is a {type(model).__name__}',
+                "Remove the hook or wrap the classifier: model=dict("
+                "type='LSSKD', architecture=...).")
         return model
 
     def before_run(self, runner) -> None:
@@ -92,10 +93,10 @@ class PastPredictionHook(Hook):
     def before_train(self, runner) -> None:
         """Check the data, build the store, restore a resumed one."""
         if not isinstance(runner.train_loop, EpochBasedTrainLoop):
-            raise TypeError(
-                'PastPredictionHook keeps one prediction per sample per '
-                'epoch and needs an epoch-based loop: set '
-                'train_cfg=dict(by_epoch=True, max_epochs=...).')
+            raise config_error(
+                'train_cfg', 'PastPredictionHook keeps one prediction per '
+                'sample per epoch and needs an epoch-based loop',
+                'Set train_cfg=dict(by_epoch=True, max_epochs=...).')
         algorithm = self._algorithm(runner)
         dataset = runner.train_dataloader.dataset
         check_dataset_fits(dataset, algorithm.num_classes)

@@ -6,7 +6,7 @@ from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
 from torch import nn
 
-from ...utils.validation import check_loss_cfg
+from ...utils.validation import check_loss_cfg, config_error
 from ..utils import progressive_targets
 from .pskd import PSKD
 
@@ -103,10 +103,10 @@ class LSSKD(PSKD):
         for name, expected in (('num_views', self.num_views),
                                ('num_branches', self.num_branches)):
             if getattr(self.aux_head, name) != expected:
-                raise ValueError(
-                    f'aux_head has {name}={getattr(self.aux_head, name)} but '
-                    f'the model needs {expected}: leave it out of aux_head '
-                    f'and LSSKD fills it in.')
+                raise config_error(
+                    'aux_head', f'{name}={getattr(self.aux_head, name)} but '
+                    f'the model needs {expected}', 'Leave it out of aux_head '
+                    'and LSSKD fills it in.')
         check_loss_cfg('loss_feat', loss_feat, optional=True)
         self.loss_feat = MODELS.build(loss_feat) if loss_feat else None
 

@@ -9,7 +9,7 @@ from mmrazor.models.algorithms import BaseAlgorithm
 from torch import nn
 
 from ...utils.validation import (check_finite_losses, check_labels,
-                                 check_loss_cfg)
+                                 check_loss_cfg, config_error)
 from ..utils import progressive_targets
 
 
@@ -46,36 +46,38 @@ class PSKD(BaseAlgorithm):
                  init_cfg: Optional[dict] = None) -> None:
         name = type(self).__name__
         if not isinstance(architecture, dict):
-            raise TypeError(
-                f'{name} needs the classifier as a config dict, got '
-                f'{type(architecture).__name__}.')
+            raise config_error(
+                'architecture', f'{name} needs the classifier as a config '
+                f'dict, got {type(architecture).__name__}',
+                'Pass its config, e.g. architecture=_base_.model.')
         architecture = copy.deepcopy(architecture)
         if '.' not in architecture.get('type', ''):
             architecture.setdefault('_scope_', 'mmpretrain')
         if 'backbone' not in architecture or 'head' not in architecture:
-            raise ValueError(
-                f'{name} wraps an ImageClassifier-like model with a backbone '
-                f'and a head, but the architecture config has keys '
-                f'{sorted(architecture)}.')
+            raise config_error(
+                'architecture', f'{name} wraps an ImageClassifier-like model '
+                f'with a backbone and a head, but the config has keys '
+                f'{sorted(architecture)}', "Wrap an mmpretrain "
+                "dict(type='ImageClassifier', backbone=..., head=...).")
         if isinstance(data_preprocessor, dict):
             data_preprocessor = dict(data_preprocessor)
             data_preprocessor.setdefault('type',
                                          'mmpretrain.ClsDataPreprocessor')
             if data_preprocessor.get('batch_augments'):
-                raise ValueError(
-                    f'{name} builds its targets from hard labels, so batch '
-                    f'augments that mix labels (Mixup, CutMix) are not '
-                    f'supported: remove batch_augments from '
-                    f'data_preprocessor.')
+                raise config_error(
+                    'data_preprocessor.batch_augments', f'{name} builds its '
+                    f'targets from hard labels, so batch augments that mix '
+                    f'labels (Mixup, CutMix) cannot work',
+                    'Remove batch_augments from data_preprocessor.')
         super().__init__(architecture, data_preprocessor, init_cfg)
 
         self.num_classes = getattr(self.architecture.head, 'num_classes',
                                    None)
         if self.num_classes is None:
-            raise ValueError(
-                f'{name} reads the number of classes from the classifier '
-                f'head, but {type(self.architecture.head).__name__} has no '
-                f'num_classes. Use a head such as LinearClsHead.')
+            raise config_error(
+                'architecture.head', f'{name} reads the number of classes '
+                f'from the head, but {type(self.architecture.head).__name__} '
+                f'has no num_classes', 'Use a head such as LinearClsHead.')
         check_loss_cfg('loss_cls', loss_cls)
         self.loss_cls = MODELS.build(loss_cls)
 
@@ -143,20 +145,20 @@ class PSKD(BaseAlgorithm):
                               data_samples: List[DataSample]):
         """Labels, sample indices, past predictions and their weights."""
         if self._past_predictions is None:
-            raise RuntimeError(
-                f"{type(self).__name__} needs its past predictions: add "
-                f"dict(type='PastPredictionHook') to custom_hooks in the "
-                f"config.")
+            raise config_error(
+                'custom_hooks', f'{type(self).__name__} needs its past '
+                f'predictions, but no PastPredictionHook gave it a store',
+                "Add dict(type='PastPredictionHook') to custom_hooks.")
         labels = torch.cat([s.gt_label for s in data_samples])
         check_labels(labels, self.num_classes)
         try:
             indices = torch.tensor([s.sample_idx for s in data_samples])
         except AttributeError:
-            raise KeyError(
-                f"{type(self).__name__} keeps a past prediction per training "
-                f"sample and needs each data sample's 'sample_idx': keep "
-                f"'sample_idx' in the meta_keys of PackInputs in the train "
-                f"pipeline.") from None
+            raise config_error(
+                'train_pipeline', f"the data samples carry no 'sample_idx', "
+                f'which {type(self).__name__} needs to keep a past '
+                f'prediction per training sample', "Keep 'sample_idx' in the "
+                'meta_keys of PackInputs.') from None
         past = self._past_predictions.lookup(indices, inputs.device)
         past_weight = self.alpha * past.written.to(inputs.dtype)
         return labels, indices, past, past_weight

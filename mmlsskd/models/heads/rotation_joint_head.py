@@ -6,7 +6,7 @@ from mmpretrain.evaluation import Accuracy
 from mmpretrain.registry import MODELS
 from torch import nn
 
-from ...utils.validation import check_loss_cfg
+from ...utils.validation import check_loss_cfg, config_error
 from ..utils import progressive_targets
 
 
@@ -61,9 +61,10 @@ class RotationJointHead(BaseModule):
                      type='Normal', layer='Linear', std=0.01)) -> None:
         super().__init__(init_cfg=init_cfg)
         if num_branches < 2:
-            raise ValueError(
-                f'RotationJointHead needs at least two branches for the '
-                f'deep-to-shallow distillation, got {num_branches}.')
+            raise config_error(
+                'aux_head.num_branches', f'RotationJointHead needs at least '
+                f'two branches for the deep-to-shallow distillation, got '
+                f'{num_branches}', 'Return at least two backbone stages.')
         self.num_classes = num_classes
         self.num_views = num_views
         self.num_joint_classes = num_classes * num_views

@@ -7,6 +7,8 @@ from mmpretrain.models.backbones.resnet import Bottleneck, ResLayer
 from mmpretrain.registry import MODELS
 from torch import nn
 
+from ...utils.validation import config_error
+
 StageShape = Tuple[int, int, int]  # (channels, height, width)
 
 
@@ -31,12 +33,12 @@ def probe_stage_shapes(backbone: nn.Module,
     shapes = []
     for i, out in enumerate(outs):
         if not isinstance(out, torch.Tensor) or out.dim() != 4:
-            raise ValueError(
-                f'Auxiliary branches need (N, C, H, W) feature maps from '
-                f'every backbone stage, but output {i} of '
-                f'{type(backbone).__name__} is '
-                f'{_describe(out)}. Configure the backbone to return feature '
-                f"maps (e.g. out_type='featmap' for vision transformers).")
+            raise config_error(
+                'backbone', f'output {i} of {type(backbone).__name__} is '
+                f'{_describe(out)}, but the auxiliary branches need '
+                f'(N, C, H, W) feature maps from every stage',
+                'Configure the backbone to return feature maps (e.g. '
+                "out_type='featmap' for vision transformers).")
         shapes.append(tuple(out.shape[1:]))
     return shapes
 
@@ -96,12 +98,12 @@ class AuxiliaryBranchNeck(BaseModule):
         reference = MODELS.build(backbone)
         shapes = probe_stage_shapes(reference, tuple(input_size))
         if len(shapes) < 2:
-            raise ValueError(
-                f'LSSKD needs at least two backbone stages to distil from '
-                f'deep to shallow, but {type(reference).__name__} returns '
-                f'{len(shapes)}. Make it return every stage, e.g. '
-                f'backbone=dict(out_indices=(0, 1, 2, 3)) for a 4-stage '
-                f'ResNet, or set LSSKD(out_indices=...).')
+            raise config_error(
+                'out_indices', f'{type(reference).__name__} returns '
+                f'{len(shapes)} stage(s), but LSSKD needs at least two to '
+                f'distil from deep to shallow', 'Make it return every stage, '
+                'e.g. backbone=dict(out_indices=(0, 1, 2, 3)) for a 4-stage '
+                'ResNet, or set LSSKD(out_indices=...).')
         self.stage_shapes = shapes
         self.out_channels = shapes[-1][0]
         if isinstance(reference, ResNet):
@@ -153,11 +155,12 @@ class AuxiliaryBranchNeck(BaseModule):
         stages = list(backbone.out_indices)
         last = backbone.num_stages - 1
         if stages != sorted(stages) or stages[-1] != last:
-            raise ValueError(
-                f'The auxiliary branches of {type(backbone).__name__} copy '
-                f'the stages after each returned one, so out_indices must be '
-                f'increasing and end with the last stage ({last}), got '
-                f'{tuple(stages)}.')
+            raise config_error(
+                'out_indices', f'the auxiliary branches of '
+                f'{type(backbone).__name__} copy the stages after each '
+                f'returned one, so out_indices must be increasing and end '
+                f'with the last stage ({last}), got {tuple(stages)}',
+                f'Return every stage: out_indices={tuple(range(last + 1))}.')
         branches = []
         for stage in stages[:-1]:
             branches.append(
@@ -184,11 +187,12 @@ class AuxiliaryBranchNeck(BaseModule):
         strides = []
         for (c0, h0, w0), (c1, h1, w1) in zip(shapes[:-1], shapes[1:]):
             if h0 % h1 or w0 % w1 or h0 // h1 != w0 // w1:
-                raise ValueError(
-                    f'Cannot build auxiliary branches between stages of '
+                raise config_error(
+                    'aux_neck', f'cannot build branches between stages of '
                     f'shape {(c0, h0, w0)} and {(c1, h1, w1)}: the spatial '
-                    f'size must shrink by one integer factor. Return only '
-                    f'stages whose resolutions divide each other.')
+                    f'size must shrink by one integer factor',
+                    'Return only stages whose resolutions divide each other, '
+                    'or train at an input_size that keeps them divisible.')
             strides.append(h0 // h1)
         branches = []
         for s in range(len(shapes) - 1):
@@ -213,9 +217,10 @@ class AuxiliaryBranchNeck(BaseModule):
             stage's channels.
         """
         if len(inputs) != len(self.branches):
-            raise ValueError(
-                f'AuxiliaryBranchNeck was built for {len(self.branches)} '
-                f'stages but got {len(inputs)} feature maps.')
+            raise config_error(
+                'aux_neck', f'built for {len(self.branches)} stages but got '
+                f'{len(inputs)} feature maps', 'Build it from the backbone '
+                'config whose stages it receives.')
         return tuple(
             self.pool(branch(x)).flatten(1)
             for branch, x in zip(self.branches, inputs))

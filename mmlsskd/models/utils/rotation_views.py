@@ -4,7 +4,7 @@ import torch
 from mmpretrain.registry import MODELS
 from torch import nn
 
-from ...utils.validation import check_square_views
+from ...utils.validation import check_square_views, config_error
 
 
 @MODELS.register_module()
@@ -27,14 +27,15 @@ class RotationViews(nn.Module):
         super().__init__()
         angles = tuple(int(a) for a in angles)
         if not angles or angles[0] != 0:
-            raise ValueError(
-                f'RotationViews angles must start with 0 (the unrotated view '
-                f'the classifier is trained on), got {angles}.')
+            raise config_error(
+                'view_transform.angles', f'must start with 0 (the unrotated '
+                f'view the classifier is trained on), got {angles}',
+                'Use e.g. angles=(0, 90, 180, 270).')
         if any(a % 90 for a in angles) or len(set(a % 360 for a in angles)) \
                 != len(angles):
-            raise ValueError(
-                f'RotationViews angles must be distinct multiples of 90 '
-                f'degrees, got {angles}.')
+            raise config_error(
+                'view_transform.angles', f'must be distinct multiples of 90 '
+                f'degrees, got {angles}', 'Use e.g. angles=(0, 90, 180, 270).')
         self.angles = angles
         self.quarter_turns = [(a // 90) % 4 for a in angles]
 
