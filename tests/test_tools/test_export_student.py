@@ -126,17 +126,24 @@ def test_export_writes_student_config_onnx_and_keeps_the_input(trained):
 def test_mmpretrain_alone_loads_the_student_with_the_same_logits(trained):
     inputs = torch.randn(3, 3, 32, 32)
     torch.save(inputs, trained['tmp'] / 'inputs.pth')
+    image = np.random.default_rng(0).integers(0, 256, (32, 32, 3),
+                                               dtype=np.uint8)
+    np.save(trained['tmp'] / 'image.npy', image)
     script = f'''
-import sys, torch
-from mmpretrain.apis import get_model
-model = get_model({str(trained["student"] / "student_config.py")!r},
-                  pretrained={str(trained["student"] / "student.pth")!r})
-assert 'mmlsskd' not in sys.modules
+import sys, numpy, torch
+from mmpretrain.apis import ImageClassificationInferencer, get_model
+config = {str(trained["student"] / "student_config.py")!r}
+weights = {str(trained["student"] / "student.pth")!r}
+model = get_model(config, pretrained=weights)
 model.eval()
 inputs = torch.load({str(trained["tmp"] / "inputs.pth")!r})
+image = numpy.load({str(trained["tmp"] / "image.npy")!r})
+inferencer = ImageClassificationInferencer(config, pretrained=weights)
+assert 'mmlsskd' not in sys.modules
 with torch.no_grad():
     torch.save(dict(logits=model(inputs, mode='tensor'),
-                    keys=sorted(model.state_dict())),
+                    keys=sorted(model.state_dict()),
+                    inferred=inferencer(image)[0]['pred_scores']),
                {str(trained["tmp"] / "mmpretrain_out.pth")!r})
 '''
     result = subprocess.run([sys.executable, '-c', script], cwd=ROOT,
@@ -158,6 +165,14 @@ with torch.no_grad():
         Config.fromfile(str(trained['student'] /
                             'student_config.py')).model)
     assert theirs['keys'] == sorted(plain.state_dict())
+    # The inferencer (its own preprocessing) scores as the LSSKD model does.
+    image = torch.from_numpy(
+        np.load(trained['tmp'] / 'image.npy')).permute(2, 0, 1)
+    with torch.no_grad():
+        ours = model.data_preprocessor(
+            dict(inputs=[image], data_samples=None), False)['inputs']
+        expected = model(ours, mode='tensor').softmax(1)[0]
+    assert np.allclose(theirs['inferred'], expected.numpy(), atol=1e-6)
 
 
 def test_mmpretrain_test_script_gives_tools_test_top1(trained, tiny_cifar):
@@ -233,6 +248,13 @@ def test_clear_errors_and_nothing_written(trained, tmp_path):
     assert 'does not fit the classifier of' in out
     assert 'Export with the config the checkpoint was trained with' in out
     assert not (tmp_path / 'out/student.pth').exists()
+    # A tolerance no real export meets: the ONNX file is not left behind.
+    out = failing([
+        sys.executable, EXPORT, CONFIG,
+        str(trained['checkpoint']), '--onnx', '--atol', '1e-15', *common
+    ], tmp_path)
+    assert 'ONNX differs by more than --atol 1e-15' in out
+    assert not (tmp_path / 'out/student.onnx').exists()
     assert hashlib.sha256(trained['checkpoint'].read_bytes()).hexdigest() \
         == trained['digest']
 
