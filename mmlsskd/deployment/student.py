@@ -11,6 +11,8 @@ from mmengine.registry import DefaultScope
 from mmengine.runner import CheckpointLoader
 from mmpretrain import registry as mmpretrain_registry
 
+from ..utils.validation import describe_differences, state_dict_differences
+
 PREFIX = 'architecture.'
 WRAPPERS = ('LSSKD', 'PSKD')
 # Training-only parts, and mmlsskd types with an mmpretrain/mmengine twin.
@@ -203,20 +205,10 @@ def student_checkpoint(checkpoint: dict, source: str) -> Dict:
 def load_student_weights(model: torch.nn.Module, state_dict: dict,
                          checkpoint_path: str, config_path: str) -> None:
     """Load the student's weights strictly, explaining a mismatch."""
-    own = model.state_dict()
-    missing = sorted(set(own) - set(state_dict))
-    unexpected = sorted(set(state_dict) - set(own))
-    wrong_shape = sorted(
-        k for k in set(own) & set(state_dict)
-        if tuple(own[k].shape) != tuple(state_dict[k].shape))
-    if missing or unexpected or wrong_shape:
-        details = '; '.join(
-            f'{what}: {", ".join(keys[:3])}{" ..." if len(keys) > 3 else ""}'
-            for what, keys in (('missing', missing), ('unexpected',
-                                                      unexpected),
-                               ('other shape', wrong_shape)) if keys)
+    differences = state_dict_differences(model, state_dict)
+    if differences:
         raise ValueError(
             f'The checkpoint {checkpoint_path} does not fit the classifier of '
-            f'{config_path} ({details}). Export with the config the '
-            f'checkpoint was trained with.')
+            f'{config_path} ({describe_differences(differences)}). Export '
+            f'with the config the checkpoint was trained with.')
     model.load_state_dict(state_dict, strict=True)

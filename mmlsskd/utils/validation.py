@@ -264,29 +264,47 @@ def check_checkpoint_file(path: str, purpose: str) -> None:
                 'last_checkpoint file names the last complete one).'))
 
 
+def state_dict_differences(model: torch.nn.Module,
+                           state_dict: dict) -> Dict[str, list]:
+    """Keys of ``state_dict`` that do not fit ``model``, by kind.
+
+    Returns:
+        dict[str, list]: ``'missing'``, ``'unexpected'`` and
+        ``'other shape'`` keys, sorted; only the kinds that occur.
+    """
+    own = model.state_dict()
+    differences = {
+        'missing': sorted(set(own) - set(state_dict)),
+        'unexpected': sorted(set(state_dict) - set(own)),
+        'other shape': sorted(
+            k for k in set(own) & set(state_dict)
+            if tuple(own[k].shape) != tuple(state_dict[k].shape)),
+    }
+    return {kind: keys for kind, keys in differences.items() if keys}
+
+
+def describe_differences(differences: Dict[str, list]) -> str:
+    """``'missing a, b, c ...; other shape d'``: at most three keys a kind."""
+    return '; '.join(
+        f'{kind} {", ".join(keys[:3])}{" ..." if len(keys) > 3 else ""}'
+        for kind, keys in differences.items())
+
+
 def check_checkpoint_fits(state_dict: dict, model: torch.nn.Module,
                           path: str, purpose: str) -> None:
     """The checkpoint's weights are this model's (same keys and shapes)."""
-    own = model.state_dict()
-    theirs = set(state_dict)
-    missing = sorted(set(own) - theirs)
-    unexpected = sorted(theirs - set(own))
-    wrong = sorted(k for k in set(own) & theirs
-                   if tuple(own[k].shape) != tuple(state_dict[k].shape))
-    if not (missing or unexpected or wrong):
+    differences = state_dict_differences(model, state_dict)
+    if not differences:
         return
-    if missing and not any(k.startswith('architecture.') for k in theirs):
+    if 'missing' in differences and not any(
+            k.startswith('architecture.') for k in state_dict):
         fix = ('It looks like a plain classifier checkpoint: to start from '
                'it, set model.architecture.init_cfg=dict(type='
                "'Pretrained', checkpoint=...) instead.")
     else:
         fix = ('Use a checkpoint of this model and config, or change the '
                'config back to the one it was trained with.')
-    details = '; '.join(
-        f'{what} {", ".join(keys[:3])}{" ..." if len(keys) > 3 else ""}'
-        for what, keys in (('missing', missing), ('unexpected', unexpected),
-                           ('other shape', wrong)) if keys)
     raise LSSKDCheckpointError(
-        _message(purpose,
-                 f'checkpoint {path} is not one of this model ({details})',
-                 fix))
+        _message(
+            purpose, f'checkpoint {path} is not one of this model '
+            f'({describe_differences(differences)})', fix))

@@ -83,12 +83,18 @@ class PastPredictionHook(Hook):
                     "writes the next one, so an interrupted write can lose "
                     "the weights and past predictions: use default_hooks="
                     "dict(checkpoint=dict(type='AtomicCheckpointHook')).")
-        resume, load_from = runner._resume, runner._load_from
-        if resume and load_from is None:
-            load_from = find_latest_checkpoint(runner.work_dir)
-        if load_from is not None:
-            check_checkpoint_file(load_from,
-                                  'resume' if resume else 'load_from')
+        path, purpose = self._checkpoint_to_load(runner)
+        if path is not None:
+            check_checkpoint_file(path, purpose)
+
+    @staticmethod
+    def _checkpoint_to_load(runner):
+        """The file the Runner resumes or loads (as its load_or_resume
+        picks it) and which of the two it does."""
+        path, resume = runner._load_from, getattr(runner, '_resume', False)
+        if resume and path is None:
+            path = find_latest_checkpoint(runner.work_dir)
+        return path, 'resume' if resume else 'load_from'
 
     def before_train(self, runner) -> None:
         """Check the data, build the store, restore a resumed one."""
@@ -157,14 +163,13 @@ class PastPredictionHook(Hook):
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
         """Check the weights fit; restore the store on resume (``load_from``
         starts a fresh one)."""
-        resume = getattr(runner, '_resume', False)
-        path = runner._load_from or find_latest_checkpoint(runner.work_dir)
+        path, purpose = self._checkpoint_to_load(runner)
         check_checkpoint_fits(
-            checkpoint.get('state_dict', {}), self._algorithm(runner),
-            path, 'resume' if resume else 'load_from')
-        state = checkpoint.get(CHECKPOINT_KEY)
-        if not resume:
+            checkpoint.get('state_dict', {}), self._algorithm(runner), path,
+            purpose)
+        if purpose != 'resume':
             return
+        state = checkpoint.get(CHECKPOINT_KEY)
         if state is None:
             raise LSSKDCheckpointError(
                 f'resume: checkpoint {path} has no {CHECKPOINT_KEY!r}, so '
