@@ -14,8 +14,6 @@ Example::
         --config configs/lsskd/lsskd_resnet20_1xb64-240e_cifar100.py
 """
 import argparse
-import statistics
-import time
 
 import torch
 from mmengine.config import Config
@@ -25,6 +23,8 @@ from mmpretrain.structures import DataSample
 
 import mmlsskd  # noqa: F401
 from mmlsskd.engine import PastPredictionStore
+
+from interleaved_timing import interleaved_medians  # beside this script
 
 DATASETS = {
     # name: (training samples, classes, batch per step)
@@ -95,19 +95,6 @@ def training_step(config: str, batch: int):
     return run
 
 
-def median_times(runs: dict, repeats: int) -> dict:
-    """Median seconds of each callable, alternating them every repeat."""
-    for run in runs.values():
-        run()  # warm-up
-    times = {name: [] for name in runs}
-    for _ in range(repeats):
-        for name, run in runs.items():
-            start = time.perf_counter()
-            run()
-            times[name].append(time.perf_counter() - start)
-    return {name: statistics.median(t) for name, t in times.items()}
-
-
 def main() -> None:
     args = parse_args()
     print(f'{args.branches} branches, {args.views} views; bytes measured on '
@@ -128,7 +115,7 @@ def main() -> None:
         }
         if dataset == 'CIFAR-100':
             runs['training step'] = training_step(args.config, batch)
-        medians = median_times(runs, args.repeats)
+        medians = interleaved_medians(runs, args.repeats)
         for mode, store in stores.items():
             per_sample = store.nbytes / store.num_samples
             total = per_sample * samples

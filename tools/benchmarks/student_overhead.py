@@ -16,9 +16,7 @@ Example::
 """
 import argparse
 import os.path as osp
-import statistics
 import tempfile
-import time
 
 import torch
 from mmengine.analysis import get_model_complexity_info
@@ -29,6 +27,8 @@ from mmpretrain.registry import MODELS
 
 import mmlsskd  # noqa: F401  (registers the CIFAR backbones)
 from mmlsskd.deployment import export_onnx
+
+from interleaved_timing import interleaved_medians  # beside this script
 
 
 def parse_args() -> argparse.Namespace:
@@ -54,20 +54,6 @@ def build(config: str, checkpoint: str = None) -> torch.nn.Module:
         load_checkpoint(model, checkpoint, map_location='cpu', strict=True,
                         logger='silent')
     return model.eval()
-
-
-def interleaved_medians(runs: dict, repeats: int, warmup: int) -> dict:
-    """Median seconds of every callable, alternating them in each repeat."""
-    for run in runs.values():
-        for _ in range(warmup):
-            run()
-    times = {name: [] for name in runs}
-    for _ in range(repeats):
-        for name, run in runs.items():
-            start = time.perf_counter()
-            run()
-            times[name].append(time.perf_counter() - start)
-    return {name: statistics.median(t) for name, t in times.items()}
 
 
 def main() -> None:
