@@ -86,7 +86,13 @@ def tiny_lsskd(**kwargs) -> dict:
 @pytest.fixture
 def tiny_cfg_options(tiny_cifar) -> list:
     """--cfg-options that shrink the shipped config to the tiny data."""
-    root = str(tiny_cifar)
+    return tiny_options(tiny_cifar)
+
+
+def tiny_options(data_root: Path) -> list:
+    """--cfg-options that shrink the shipped LSSKD config to the tiny data
+    under ``data_root`` (two epochs)."""
+    root = str(data_root)
     return [
         f'train_dataloader.dataset.data_root={root}',
         'train_dataloader.dataset.type=LocalCIFAR100',
@@ -114,8 +120,10 @@ def free_port() -> str:
         return str(sock.getsockname()[1])
 
 
-def run(args, tmp_path, **env) -> str:
-    """Run a tool from the repository root as a user would; its output."""
+def run(args, tmp_path, succeed: bool = True, **env) -> str:
+    """Run a tool from the repository root as a user would; its output.
+
+    With ``succeed=False`` the tool must fail (exit status not 0)."""
     env = {
         **os.environ, 'OMP_NUM_THREADS': '1',
         'PYTHON': sys.executable,
@@ -124,7 +132,10 @@ def run(args, tmp_path, **env) -> str:
     result = subprocess.run(
         args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     (tmp_path / 'log.txt').write_text(result.stdout + result.stderr)
-    assert result.returncode == 0, result.stderr[-3000:]
+    if succeed:
+        assert result.returncode == 0, result.stderr[-3000:]
+    else:
+        assert result.returncode != 0, result.stdout[-3000:]
     return result.stdout + result.stderr
 
 

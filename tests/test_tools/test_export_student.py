@@ -11,8 +11,8 @@ import mmcv
 import numpy as np
 import pytest
 import torch
-from conftest import NUM_CLASSES, ROOT, run
-from mmengine.config import Config, DictAction
+from conftest import NUM_CLASSES, ROOT, make_cfg, run, tiny_options
+from mmengine.config import Config
 from mmengine.registry import init_default_scope
 from mmengine.runner import load_checkpoint
 from mmpretrain.registry import MODELS
@@ -56,23 +56,7 @@ data_preprocessor = dict(to_rgb=True)
 def trained(tmp_path_factory, tiny_cifar):
     """One tiny LSSKD epoch, exported with --onnx."""
     tmp = tmp_path_factory.mktemp('export')
-    root = str(tiny_cifar)
-    options = [
-        f'train_dataloader.dataset.data_root={root}',
-        'train_dataloader.dataset.type=LocalCIFAR100',
-        'train_dataloader.batch_size=8', 'train_dataloader.num_workers=0',
-        f'val_dataloader.dataset.data_root={root}',
-        'val_dataloader.dataset.type=LocalCIFAR100',
-        'val_dataloader.num_workers=0',
-        f'test_dataloader.dataset.data_root={root}',
-        'test_dataloader.dataset.type=LocalCIFAR100',
-        'test_dataloader.num_workers=0',
-        'model.architecture.backbone.base_channels=4',
-        f'model.architecture.head.num_classes={NUM_CLASSES}',
-        'model.architecture.head.in_channels=32',
-        f'data_preprocessor.num_classes={NUM_CLASSES}',
-        'train_cfg.max_epochs=1'
-    ]
+    options = tiny_options(tiny_cifar) + ['train_cfg.max_epochs=1']
     run([
         sys.executable, 'tools/train.py', CONFIG, '--work-dir',
         str(tmp / 'work'), '--cfg-options', *options
@@ -91,21 +75,12 @@ def trained(tmp_path_factory, tiny_cifar):
 
 def lsskd_model(trained):
     """The trained LSSKD model, built from its config as tools/test.py does."""
-    cfg = Config.fromfile(str(ROOT / CONFIG))
-    cfg.merge_from_dict(parse_options(trained['options']))
+    cfg = make_cfg(trained['options'], trained['tmp'] / 'model')
     init_default_scope('mmpretrain')
     model_cfg = dict(cfg.model, data_preprocessor=cfg.data_preprocessor)
     model = MODELS.build(model_cfg)
     load_checkpoint(model, str(trained['checkpoint']), logger='silent')
     return model.eval()
-
-
-def parse_options(options):
-    parsed = {}
-    for option in options:
-        key, value = option.split('=', 1)
-        parsed[key] = DictAction._parse_iterable(value)
-    return parsed
 
 
 def test_export_writes_student_config_onnx_and_keeps_the_input(trained):
@@ -217,42 +192,34 @@ def test_onnx_has_a_dynamic_batch_and_matches_pytorch(trained):
         assert np.abs(logits - expected).max() < 1e-4
 
 
-def failing(args, tmp_path) -> str:
-    result = subprocess.run(args, cwd=ROOT, capture_output=True, text=True,
-                            timeout=300,
-                            env={**os.environ, 'OMP_NUM_THREADS': '1'})
-    assert result.returncode != 0
-    return result.stdout + result.stderr
-
-
 def test_clear_errors_and_nothing_written(trained, tmp_path):
     out_dir = str(tmp_path / 'out')
     common = ['--out-dir', out_dir, '--cfg-options', *trained['options']]
-    out = failing([
+    out = run([
         sys.executable, EXPORT, CONFIG,
         str(tmp_path / 'missing.pth'), *common
-    ], tmp_path)
+    ], tmp_path, succeed=False)
     assert 'missing.pth does not exist' in out
     # The exported student is a plain checkpoint, not an LSSKD one.
-    out = failing([
+    out = run([
         sys.executable, EXPORT, CONFIG,
         str(trained['student'] / 'student.pth'), *common
-    ], tmp_path)
+    ], tmp_path, succeed=False)
     assert "is not an LSSKD or PS-KD checkpoint" in out
     # A config whose classifier differs from the checkpoint's.
-    out = failing([
+    out = run([
         sys.executable, EXPORT, CONFIG,
         str(trained['checkpoint']), *common,
         'model.architecture.head.num_classes=7'
-    ], tmp_path)
+    ], tmp_path, succeed=False)
     assert 'does not fit the classifier of' in out
     assert 'Export with the config the checkpoint was trained with' in out
     assert not (tmp_path / 'out/student.pth').exists()
     # A tolerance no real export meets: the ONNX file is not left behind.
-    out = failing([
+    out = run([
         sys.executable, EXPORT, CONFIG,
         str(trained['checkpoint']), '--onnx', '--atol', '1e-15', *common
-    ], tmp_path)
+    ], tmp_path, succeed=False)
     assert 'ONNX differs by more than --atol 1e-15' in out
     assert not (tmp_path / 'out/student.onnx').exists()
     assert hashlib.sha256(trained['checkpoint'].read_bytes()).hexdigest() \
