@@ -61,6 +61,10 @@ class LSSKD(PSKD):
             :class:`BranchAccuracy`. It costs one pass over all views per
             batch and never changes the classifier's own predictions.
             Defaults to False.
+        channels_last (bool): Whether to keep the convolution weights of the
+            classifier and the branches, and so the activations, in the
+            channels-last memory format (see :class:`PSKD`). Defaults to
+            False.
         data_preprocessor (dict | nn.Module, optional): A dict without
             ``type`` (as mmpretrain configs write it) becomes a
             ``ClsDataPreprocessor``. None takes the classifier's.
@@ -79,6 +83,7 @@ class LSSKD(PSKD):
                      type='mmrazor.L2Loss', normalize=False,
                      loss_weight=0.01),
                  evaluate_branches: bool = False,
+                 channels_last: bool = False,
                  data_preprocessor: Optional[Union[dict, nn.Module]] = None,
                  init_cfg: Optional[dict] = None) -> None:
         if isinstance(architecture, dict) and out_indices is not None:
@@ -86,7 +91,8 @@ class LSSKD(PSKD):
             architecture['backbone'] = dict(
                 architecture.get('backbone') or {},
                 out_indices=tuple(out_indices))
-        super().__init__(architecture, loss_cls, data_preprocessor, init_cfg)
+        super().__init__(architecture, loss_cls, channels_last,
+                         data_preprocessor, init_cfg)
         self.evaluate_branches = evaluate_branches
         self.view_transform = MODELS.build(view_transform)
 
@@ -109,6 +115,7 @@ class LSSKD(PSKD):
                     'and LSSKD fills it in.')
         check_loss_cfg('loss_feat', loss_feat, optional=True)
         self.loss_feat = MODELS.build(loss_feat) if loss_feat else None
+        self._apply_memory_format()
 
     @property
     def num_views(self) -> int:

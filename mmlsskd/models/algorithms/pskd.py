@@ -32,6 +32,10 @@ class PSKD(BaseAlgorithm):
         loss_cls (dict): Loss of the classifier against its progressive
             soft targets; it replaces the head's own loss during training.
             Defaults to ``dict(type='CrossEntropyLoss', use_soft=True)``.
+        channels_last (bool): Whether to keep the convolution weights, and
+            so the activations, in the channels-last memory format. It is
+            set at build time, before a DDP wrapper records the weights'
+            layout. Defaults to False.
         data_preprocessor (dict | nn.Module, optional): A dict without
             ``type`` (as mmpretrain configs write it) becomes a
             ``ClsDataPreprocessor``. None takes the classifier's.
@@ -42,6 +46,7 @@ class PSKD(BaseAlgorithm):
                  architecture: Union[dict, BaseModel],
                  loss_cls: dict = dict(
                      type='CrossEntropyLoss', use_soft=True),
+                 channels_last: bool = False,
                  data_preprocessor: Optional[Union[dict, nn.Module]] = None,
                  init_cfg: Optional[dict] = None) -> None:
         name = type(self).__name__
@@ -88,6 +93,14 @@ class PSKD(BaseAlgorithm):
         self._step_predictions = None
         # Where training is, for error messages; set by the hook.
         self.step_context = 'an unknown step'
+        self.channels_last = channels_last
+        self._apply_memory_format()
+
+    def _apply_memory_format(self) -> None:
+        """Put the 4-D weights in channels-last layout if asked (called
+        again by subclasses once their own modules exist)."""
+        if self.channels_last:
+            self.to(memory_format=torch.channels_last)
 
     @property
     def num_views(self) -> int:
