@@ -112,14 +112,21 @@ def _registered_losses() -> list:
 
 
 def check_labels(labels: torch.Tensor, num_classes: int) -> None:
-    """Labels must index the classifier's ``num_classes`` outputs."""
-    if labels.numel() and (int(labels.min()) < 0
-                           or int(labels.max()) >= num_classes):
+    """Labels must index the classifier's ``num_classes`` outputs.
+
+    One device-to-host read per batch, before the forward, where the device
+    queue holds no more than the batch's copy (an out-of-range label would
+    otherwise end a GPU run in a device-side assert of ``one_hot``).
+    """
+    if not labels.numel():
+        return
+    low, high = torch.stack(torch.aminmax(labels)).tolist()
+    if low < 0 or high >= num_classes:
         raise config_error(
-            'gt_label', f'labels {int(labels.min())}..{int(labels.max())} '
-            f'do not fit a {num_classes}-way classifier',
-            'Set the head num_classes (and data_preprocessor.num_classes) '
-            'to the number of classes of the dataset.')
+            'gt_label', f'labels {low}..{high} do not fit a {num_classes}-way '
+            f'classifier', 'Set the head num_classes (and '
+            'data_preprocessor.num_classes) to the number of classes of the '
+            'dataset.')
 
 
 def check_dataset_fits(dataset, num_classes: int) -> None:
