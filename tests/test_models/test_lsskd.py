@@ -6,6 +6,7 @@ import torch.nn.functional as F
 from conftest import NUM_CLASSES, tiny_architecture, tiny_lsskd
 from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
+from torch.utils.flop_counter import FlopCounterMode
 
 from mmlsskd.engine import PastPredictionStore
 from mmlsskd.utils import LSSKDConfigError
@@ -233,3 +234,29 @@ def test_channels_last_changes_the_layout_not_the_numbers():
     for name, param in params.items():
         assert torch.allclose(cl_params[name].grad, param.grad,
                               rtol=1e-8, atol=1e-12), name
+
+
+def test_training_forward_runs_the_backbone_once_over_all_views():
+    """Its FLOPs are one backbone pass over the four views, the classifier's
+    neck and head on the unrotated slice and the branches on all views:
+    never a second pass for the unrotated images."""
+    model = build()
+    inputs, samples, _, _ = batch()
+
+    def flops(forward) -> int:
+        counter = FlopCounterMode(display=False)
+        with torch.no_grad(), counter:
+            forward()
+        return counter.get_total_flops()
+
+    architecture = model.architecture
+    views = torch.cat([torch.rot90(inputs, k, (2, 3)) for k in range(4)])
+    with torch.no_grad():
+        stages = architecture.backbone(views)
+    expected = (
+        flops(lambda: architecture.backbone(views)) +
+        flops(lambda: architecture.head(
+            architecture.neck(tuple(s[:len(inputs)] for s in stages)))) +
+        flops(lambda: model.aux_head(model.aux_neck(stages))))
+    assert expected > 0
+    assert flops(lambda: model.loss(inputs, samples)) == expected
