@@ -8,7 +8,7 @@ from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
 import mmlsskd  # noqa: F401  (patches mmrazor and checkpoint loading first)
-from mmlsskd.utils import setup_cpu_distributed
+from mmlsskd.utils import reuse_freed_heap_memory, setup_cpu_distributed
 
 
 def parse_args() -> argparse.Namespace:
@@ -110,9 +110,17 @@ def main() -> None:
     args = parse_args()
     cfg = merge_args(Config.fromfile(args.config), args)
     setup_cpu_distributed(cfg, args.launcher)
+    # On the CPU, LSSKD's four-view activations are large enough for glibc
+    # to map and unmap them every step; keep them on the heap instead.
+    heap_reuse = reuse_freed_heap_memory()
     runner = (
         Runner.from_cfg(cfg)
         if 'runner_type' not in cfg else RUNNERS.build(cfg))
+    if heap_reuse:
+        runner.logger.info(
+            'CPU training: freed tensor memory stays on the heap for reuse '
+            '(glibc mmap and trimming off); set MALLOC_MMAP_MAX_ in the '
+            'environment to decide otherwise.')
     runner.train()
 
 

@@ -1,3 +1,4 @@
+from .cpu_allocator import reuse_freed_heap_memory
 from .distributed import setup_cpu_distributed
 from .mmrazor_compat import patch_mmrazor_quantization
 from .safe_checkpoint import allow_mmengine_checkpoint_types
@@ -7,5 +8,5 @@ from .validation import (LSSKDCheckpointError, LSSKDConfigError,
 __all__ = [
     'LSSKDCheckpointError', 'LSSKDConfigError', 'NonFiniteLossError',
     'allow_mmengine_checkpoint_types', 'patch_mmrazor_quantization',
-    'setup_cpu_distributed'
+    'reuse_freed_heap_memory', 'setup_cpu_distributed'
 ]
