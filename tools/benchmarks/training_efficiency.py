@@ -16,7 +16,12 @@ branches) to one plain forward, and the efficiency defined in the issue:
 ``(LSSKD step / plain step) / FLOP ratio``; the share of the LSSKD step spent
 in the past-prediction store and in building the soft targets (those parts
 timed on their own, interleaved with the steps); and the peak memory of a
-training step.
+training step. With ``--channels-last`` it also times plain and LSSKD
+training in that memory format.
+
+Like ``tools/train.py`` it keeps freed tensor memory on the heap when it
+trains on the CPU (``mmlsskd.utils.reuse_freed_heap_memory``);
+``--glibc-default`` measures with glibc's malloc defaults instead.
 
 Example::
 
@@ -35,6 +40,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 import mmlsskd  # noqa: F401  (registers LSSKD's components)
 from mmlsskd.models.utils import progressive_targets
+from mmlsskd.utils import reuse_freed_heap_memory
 
 from interleaved_timing import interleaved_medians  # beside this script
 
@@ -67,6 +73,10 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--batch-size', type=int, default=64)
     parser.add_argument('--repeats', type=int, default=10)
     parser.add_argument('--warmup', type=int, default=2)
+    parser.add_argument(
+        '--glibc-default', action='store_true',
+        help="keep glibc's malloc defaults instead of the heap reuse that "
+        'tools/train.py sets for CPU training')
     parser.add_argument(
         '--channels-last', action='store_true',
         help='also time plain and LSSKD training in the channels-last '
@@ -239,6 +249,7 @@ def candidate_step(name: str, args: argparse.Namespace, work_dir: str):
 
 def main() -> None:
     args = parse_args()
+    heap_reuse = not args.glibc_default and reuse_freed_heap_memory()
     names = list(CANDIDATES) + (list(CHANNELS_LAST)
                                 if args.channels_last else [])
     runs, runners = {}, {}
@@ -259,7 +270,8 @@ def main() -> None:
 
     num_views = runners['LSSKD'].model.num_views
     device = 'GPU' if torch.cuda.is_available() else (
-        f'CPU, {torch.get_num_threads()} threads')
+        f'CPU, {torch.get_num_threads()} threads, '
+        f'{"heap reuse" if heap_reuse else "glibc malloc defaults"}')
     print(f'\n{args.model}, batch {args.batch_size}, {num_views} views, '
           f'{device}; medians of {args.repeats} interleaved repeats\n')
     print('| step | s/step | x plain | peak step memory (MB) |')
