@@ -7,7 +7,6 @@ bfloat16, the CPU's autocast type) and its GradScaler, which disables itself
 without CUDA, wraps the backward and the step.
 """
 import importlib.util
-import warnings
 
 import pytest
 import torch
@@ -28,9 +27,9 @@ def train_script():
 def pretend_gpu(monkeypatch):
     monkeypatch.setattr(amp_optimizer_wrapper, 'is_cuda_available',
                         lambda: True)
-    warnings.filterwarnings('ignore', message='.*GradScaler is enabled')
 
 
+@pytest.mark.filterwarnings('ignore:.*GradScaler is enabled')
 def test_amp_trains_lsskd_in_reduced_precision(tiny_cfg_options, tmp_path,
                                                 monkeypatch, pretend_gpu):
     train = train_script()
