@@ -11,7 +11,7 @@ from mmengine.fileio.backends import LocalBackend
 from mmengine.runner import Runner
 
 from mmlsskd.engine.hooks.past_prediction_hook import CHECKPOINT_KEY
-from mmlsskd.models import RotationJointHead
+from mmlsskd.models import PSKD, RotationJointHead
 from mmlsskd.utils import (LSSKDCheckpointError, LSSKDConfigError,
                            NonFiniteLossError)
 
@@ -51,6 +51,62 @@ def test_a_nan_loss_stops_before_the_weights_and_store(
         assert torch.equal(value, before['state'][key]), key
     assert torch.equal(hook_of(runner).store.final, before['store'])
     assert torch.isfinite(hook_of(runner).store.branches).all()
+
+
+def test_the_nan_check_waits_for_the_backward(tiny_cfg_options, tmp_path,
+                                             monkeypatch):
+    """One device-to-host read per step for the NaN check, after the
+    backward was queued, not between forward and backward."""
+    events = []
+    original = PSKD.check_losses_finite
+
+    def record_check(model):
+        if model._unchecked_losses is not None:
+            events.append('check')
+        original(model)
+
+    monkeypatch.setattr(PSKD, 'check_losses_finite', record_check)
+    runner = Runner.from_cfg(
+        make_cfg(tiny_cfg_options, tmp_path, train_cfg=dict(max_epochs=1)))
+    runner.model.architecture.head.fc.weight.register_hook(
+        lambda grad: events.append('backward'))
+    runner.train()
+    steps = len(runner.train_dataloader)
+    assert events == ['backward', 'check'] * steps
+
+
+@pytest.mark.parametrize('nan_step', [1, 2])
+def test_a_nan_in_gradient_accumulation_reaches_no_weight(
+        tiny_cfg_options, tmp_path, monkeypatch, nan_step):
+    """With two accumulated steps per update the first one has no
+    optimizer step: its NaN is caught before the store update instead."""
+    original = RotationJointHead.loss
+    calls, before = [], {}
+
+    def nan_on_step(head, *args, **kwargs):
+        losses = original(head, *args, **kwargs)
+        calls.append(1)
+        if len(calls) == nan_step:
+            losses['loss_hier'] = losses['loss_hier'] * float('inf')
+            before['state'] = {
+                k: v.clone()
+                for k, v in runner.model.state_dict().items()
+            }
+            before['written'] = hook_of(runner).store.written_epoch.clone()
+        return losses
+
+    monkeypatch.setattr(RotationJointHead, 'loss', nan_on_step)
+    runner = Runner.from_cfg(
+        make_cfg(tiny_cfg_options, tmp_path,
+                 optim_wrapper=dict(accumulative_counts=2)))
+    with pytest.raises(NonFiniteLossError,
+                       match=f'loss_hier became non-finite at epoch 1, '
+                       f'iteration {nan_step}'):
+        runner.train()
+    for key, value in runner.model.state_dict().items():
+        assert torch.equal(value, before['state'][key]), key
+    assert torch.equal(hook_of(runner).store.written_epoch,
+                       before['written'])
 
 
 def test_truncated_checkpoint_is_named_and_left_alone(tiny_cfg_options,

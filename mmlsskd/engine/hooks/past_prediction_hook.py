@@ -4,6 +4,7 @@ import torch
 from mmengine.dist import all_gather, get_world_size
 from mmengine.hooks import CheckpointHook, Hook
 from mmengine.model import is_model_wrapper
+from mmengine.optim import OptimWrapperDict
 from mmengine.runner import EpochBasedTrainLoop, find_latest_checkpoint
 from mmpretrain.registry import HOOKS
 
@@ -31,6 +32,8 @@ class PastPredictionHook(Hook):
     detached predictions into the store, gathered from every rank so each
     rank can look up any sample next epoch. The store is saved in every
     checkpoint under ``'lsskd_past_predictions'`` and restored on resume.
+    It also runs the algorithm's NaN check before every optimizer step and
+    every store update, so that a non-finite loss reaches neither.
 
     Args:
         alpha_T (float): The weight of the past prediction in the last epoch.
@@ -60,6 +63,7 @@ class PastPredictionHook(Hook):
         self.alpha_T = alpha_T
         self.store: Optional[PastPredictionStore] = None
         self._resumed_state: Optional[dict] = None
+        self._step_hook_handles = []
 
     @staticmethod
     def _algorithm(runner):
@@ -122,6 +126,24 @@ class PastPredictionHook(Hook):
             self._resumed_state = None
             runner.logger.info('Restored the past-prediction store.')
         algorithm.attach_past_predictions(self.store)
+        self._check_losses_before_optimizer_steps(runner, algorithm)
+
+    def _check_losses_before_optimizer_steps(self, runner, algorithm) -> None:
+        """Run the algorithm's NaN check as every optimizer's step
+        pre-hook: after the backward, before any weight changes."""
+        wrappers = runner.optim_wrapper
+        wrappers = (wrappers.values() if isinstance(
+            wrappers, OptimWrapperDict) else [wrappers])
+        for wrapper in wrappers:
+            self._step_hook_handles.append(
+                wrapper.optimizer.register_step_pre_hook(
+                    lambda *args: algorithm.check_losses_finite()))
+
+    def after_train(self, runner) -> None:
+        """Take the NaN check off the optimizers again."""
+        for handle in self._step_hook_handles:
+            handle.remove()
+        self._step_hook_handles = []
 
     def before_train_epoch(self, runner) -> None:
         """Set this epoch's ``alpha_t`` on the algorithm."""
@@ -145,8 +167,11 @@ class PastPredictionHook(Hook):
                          data_batch=None,
                          outputs=None) -> None:
         """Write the step's predictions, from every rank, into the store."""
-        indices, final, branches = \
-            self._algorithm(runner).pop_step_predictions()
+        algorithm = self._algorithm(runner)
+        # Mostly a no-op (the optimizer step checked); costs no extra wait,
+        # since the logging hooks have already read the losses.
+        algorithm.check_losses_finite()
+        indices, final, branches = algorithm.pop_step_predictions()
         if get_world_size() > 1:
             # Every rank sees other samples next epoch: keep the full store on
             # each rank. Branch SADs are sample-major, so they concatenate.

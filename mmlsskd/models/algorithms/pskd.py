@@ -93,6 +93,7 @@ class PSKD(BaseAlgorithm):
         self._step_predictions = None
         # Where training is, for error messages; set by the hook.
         self.step_context = 'an unknown step'
+        self._unchecked_losses = None
         self.channels_last = channels_last
         self._apply_memory_format()
 
@@ -177,12 +178,28 @@ class PSKD(BaseAlgorithm):
         return labels, indices, past, past_weight
 
     def parse_losses(self, losses: Dict[str, torch.Tensor]):
-        """mmengine's loss parsing, then a stop before a non-finite loss.
-
-        Called between the forward and the optimizer step (with and without
-        DDP), so a NaN never reaches the weights, and before the hook writes
-        the step's predictions into the store.
-        """
+        """mmengine's loss parsing; the terms are checked for NaN and
+        infinity by :meth:`check_losses_finite` before the optimizer step
+        (called with and without DDP, which parses through the module)."""
         loss, log_vars = super().parse_losses(losses)
-        check_finite_losses(log_vars, self.step_context)
+        self._unchecked_losses = (log_vars, self.step_context)
         return loss, log_vars
+
+    def check_losses_finite(self) -> None:
+        """Stop if a loss term of the last parsed step is NaN or infinite.
+
+        :class:`PastPredictionHook` calls it just before the optimizer step,
+        so that a NaN never reaches the weights while, on a GPU, its one
+        device-to-host read comes after the backward has been queued rather
+        than between forward and backward; and again before it writes the
+        step's predictions, for steps whose optimizer step did not run
+        (gradient accumulation, AMP skipping an overflow).
+
+        Raises:
+            NonFiniteLossError: Naming the terms, the step and the last
+                checkpoint.
+        """
+        if self._unchecked_losses is not None:
+            log_vars, context = self._unchecked_losses
+            self._unchecked_losses = None
+            check_finite_losses(log_vars, context)
