@@ -112,12 +112,9 @@ def _registered_losses() -> list:
 
 
 def check_labels(labels: torch.Tensor, num_classes: int) -> None:
-    """Labels must index the classifier's ``num_classes`` outputs.
-
-    One device-to-host read per batch, before the forward, where the device
-    queue holds no more than the batch's copy (an out-of-range label would
-    otherwise end a GPU run in a device-side assert of ``one_hot``).
-    """
+    """Labels must index the classifier's ``num_classes`` outputs (an
+    out-of-range label would end a GPU run in a device-side assert of
+    ``one_hot``)."""
     if not labels.numel():
         return
     low, high = torch.stack(torch.aminmax(labels)).tolist()

@@ -2,6 +2,7 @@ from types import SimpleNamespace
 
 import pytest
 from mmengine.logging import MessageHub
+from mmpretrain.structures import DataSample
 
 from mmlsskd.engine import PastPredictionHook
 from mmlsskd.utils import LSSKDConfigError
@@ -42,3 +43,24 @@ def test_hook_on_a_plain_classifier_is_explained():
         epoch=0, max_epochs=1, model=object(), message_hub=None)
     with pytest.raises(LSSKDConfigError, match="type='LSSKD'"):
         PastPredictionHook().before_train_epoch(runner)
+
+
+def test_labels_outside_the_head_are_named_before_the_step():
+    algorithm = FakeAlgorithm()
+    algorithm.num_classes = 5
+    runner = SimpleNamespace(
+        epoch=0, iter=0, model=algorithm,
+        message_hub=MessageHub.get_instance('label_check_test'))
+    samples = [
+        DataSample(metainfo=dict(sample_idx=i)).set_gt_label(label)
+        for i, label in enumerate([0, 7])
+    ]
+    hook = PastPredictionHook()
+    # The hook reads the labels on the host, before the data preprocessor
+    # moves them (no device synchronisation inside the step).
+    with pytest.raises(LSSKDConfigError,
+                       match='labels 0..7 do not fit a 5-way classifier'):
+        hook.before_train_iter(runner, 0, dict(data_samples=samples))
+    samples[1].set_gt_label(4)
+    hook.before_train_iter(runner, 0, dict(data_samples=samples))
+    assert algorithm.step_context.startswith('epoch 1, iteration 1')

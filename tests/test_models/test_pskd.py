@@ -1,4 +1,3 @@
-import pytest
 import torch
 import torch.nn.functional as F
 from conftest import NUM_CLASSES, tiny_architecture
@@ -6,7 +5,6 @@ from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
 
 from mmlsskd.engine import PastPredictionStore
-from mmlsskd.utils import LSSKDConfigError
 
 
 def build():
@@ -55,15 +53,3 @@ def test_pskd_keeps_only_the_classifier():
     model = build()
     assert model.num_branches == 0 and model.num_views == 1
     assert {k.split('.')[0] for k in model.state_dict()} == {'architecture'}
-
-
-def test_labels_outside_the_head_are_named():
-    model = build()
-    samples = [
-        DataSample(metainfo=dict(sample_idx=i)).set_gt_label(label)
-        for i, label in enumerate([0, NUM_CLASSES + 2])
-    ]
-    with pytest.raises(LSSKDConfigError,
-                       match=f'labels 0..{NUM_CLASSES + 2} do not fit a '
-                       f'{NUM_CLASSES}-way classifier'):
-        model.loss(torch.randn(2, 3, 32, 32), samples)

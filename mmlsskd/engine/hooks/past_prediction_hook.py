@@ -11,9 +11,9 @@ from mmpretrain.registry import HOOKS
 from ...utils.validation import (LSSKDCheckpointError,
                                   check_checkpoint_file,
                                   check_checkpoint_fits, check_dataset_fits,
-                                  check_square_views, check_store_options,
-                                  check_unit_interval, config_error,
-                                  sample_index_space)
+                                  check_labels, check_square_views,
+                                  check_store_options, check_unit_interval,
+                                  config_error, sample_index_space)
 from ..past_prediction_store import PastPredictionStore
 
 CHECKPOINT_KEY = 'lsskd_past_predictions'
@@ -155,9 +155,17 @@ class PastPredictionHook(Hook):
                           runner,
                           batch_idx: int,
                           data_batch=None) -> None:
-        """Tell the algorithm where training is, for its error messages."""
+        """Check the batch's labels; tell the algorithm where training is,
+        for its error messages."""
+        algorithm = self._algorithm(runner)
+        samples = (data_batch or {}).get('data_samples') or []
+        if samples and all('gt_label' in s for s in samples):
+            # Here, before the data preprocessor moves them to the device,
+            # reading them costs no host-device synchronisation.
+            check_labels(torch.cat([s.gt_label for s in samples]),
+                         algorithm.num_classes)
         last = runner.message_hub.get_info('last_ckpt') or 'none saved yet'
-        self._algorithm(runner).step_context = (
+        algorithm.step_context = (
             f'epoch {runner.epoch + 1}, iteration {runner.iter + 1} '
             f'(last checkpoint: {last})')
 
