@@ -22,25 +22,43 @@ def digest(path) -> str:
     return hashlib.sha256(open(path, 'rb').read()).hexdigest()
 
 
-def test_a_nan_loss_stops_before_the_weights_and_store(
-        tiny_cfg_options, tmp_path, monkeypatch):
-    original = RotationJointHead.loss
-    calls, before = [], {}
+def poison_loss_at_step(monkeypatch, step: int, term: str,
+                        factor: float) -> dict:
+    """Multiply ``term`` of the ``step``-th branch-head loss by ``factor``.
 
-    def nan_on_fifth_step(head, *args, **kwargs):
+    Returns a dict; put the runner under ``'runner'``. At the poisoned step
+    it receives copies of the weights (``'state'``) and of the store's
+    tensors (``'store'``), as they were before the failing update.
+    """
+    original = RotationJointHead.loss
+    calls, seen = [], {}
+
+    def poisoned(head, *args, **kwargs):
         losses = original(head, *args, **kwargs)
         calls.append(1)
-        if len(calls) == 5:  # epoch 2, after epoch_1.pth was saved
-            losses['loss_kl'] = losses['loss_kl'] * float('nan')
-            before['state'] = {
+        if len(calls) == step:
+            losses[term] = losses[term] * factor
+            runner = seen['runner']
+            seen['state'] = {
                 k: v.clone()
                 for k, v in runner.model.state_dict().items()
             }
-            before['store'] = hook_of(runner).store.final.clone()
+            seen['store'] = {
+                k: v.clone()
+                for k, v in hook_of(runner).store.state_dict().items()
+            }
         return losses
 
-    monkeypatch.setattr(RotationJointHead, 'loss', nan_on_fifth_step)
-    runner = Runner.from_cfg(make_cfg(tiny_cfg_options, tmp_path))
+    monkeypatch.setattr(RotationJointHead, 'loss', poisoned)
+    return seen
+
+
+def test_a_nan_loss_stops_before_the_weights_and_store(
+        tiny_cfg_options, tmp_path, monkeypatch):
+    # Step 5 is in epoch 2, after epoch_1.pth was saved.
+    before = poison_loss_at_step(monkeypatch, 5, 'loss_kl', float('nan'))
+    runner = before['runner'] = Runner.from_cfg(
+        make_cfg(tiny_cfg_options, tmp_path))
     with pytest.raises(NonFiniteLossError) as error:
         runner.train()
     message = str(error.value)
@@ -49,7 +67,8 @@ def test_a_nan_loss_stops_before_the_weights_and_store(
     # The failing step changed neither the weights nor the store.
     for key, value in runner.model.state_dict().items():
         assert torch.equal(value, before['state'][key]), key
-    assert torch.equal(hook_of(runner).store.final, before['store'])
+    assert torch.equal(hook_of(runner).store.final,
+                       before['store']['final'])
     assert torch.isfinite(hook_of(runner).store.branches).all()
 
 
@@ -80,23 +99,9 @@ def test_a_nan_in_gradient_accumulation_reaches_no_weight(
         tiny_cfg_options, tmp_path, monkeypatch, nan_step):
     """With two accumulated steps per update the first one has no
     optimizer step: its NaN is caught before the store update instead."""
-    original = RotationJointHead.loss
-    calls, before = [], {}
-
-    def nan_on_step(head, *args, **kwargs):
-        losses = original(head, *args, **kwargs)
-        calls.append(1)
-        if len(calls) == nan_step:
-            losses['loss_hier'] = losses['loss_hier'] * float('inf')
-            before['state'] = {
-                k: v.clone()
-                for k, v in runner.model.state_dict().items()
-            }
-            before['written'] = hook_of(runner).store.written_epoch.clone()
-        return losses
-
-    monkeypatch.setattr(RotationJointHead, 'loss', nan_on_step)
-    runner = Runner.from_cfg(
+    before = poison_loss_at_step(monkeypatch, nan_step, 'loss_hier',
+                                 float('inf'))
+    runner = before['runner'] = Runner.from_cfg(
         make_cfg(tiny_cfg_options, tmp_path,
                  optim_wrapper=dict(accumulative_counts=2)))
     with pytest.raises(NonFiniteLossError,
@@ -106,7 +111,7 @@ def test_a_nan_in_gradient_accumulation_reaches_no_weight(
     for key, value in runner.model.state_dict().items():
         assert torch.equal(value, before['state'][key]), key
     assert torch.equal(hook_of(runner).store.written_epoch,
-                       before['written'])
+                       before['store']['written_epoch'])
 
 
 def test_truncated_checkpoint_is_named_and_left_alone(tiny_cfg_options,
