@@ -25,6 +25,9 @@ from pathlib import Path
 
 from mmengine.config import Config, DictAction
 
+from cifar100_students import (add_student_arguments,  # beside this script
+                               local_cifar100)
+
 ROOT = Path(__file__).resolve().parents[2]
 METHODS = {
     'ce': 'configs/baselines/{model}_1xb64-240e_cifar100.py',
@@ -39,11 +42,7 @@ LABELS = dict(
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        'data', help='the cifar-100-python folder (train, test, meta)')
-    parser.add_argument(
-        '--model', default='resnet20',
-        help='a CIFAR-100 student with shipped configs (default resnet20)')
+    add_student_arguments(parser)
     parser.add_argument(
         '--methods', nargs='+', default=list(METHODS), choices=list(METHODS))
     parser.add_argument(
@@ -72,17 +71,14 @@ def parse_args() -> argparse.Namespace:
 def study_config(method: str, args: argparse.Namespace) -> Config:
     """The shipped config of ``method``, shrunk to the study's scale."""
     cfg = Config.fromfile(str(ROOT / METHODS[method].format(model=args.model)))
-    data_root = str(Path(args.data).resolve().parent)
-    train_set = dict(
-        type='LocalCIFAR100', data_root=data_root, split='train',
-        pipeline=cfg.train_dataloader.dataset.pipeline)
+    train_set = local_cifar100(args.data, 'train',
+                               cfg.train_dataloader.dataset.pipeline)
     if args.fraction < 1:
         train_set = dict(
             type='ClassStratifiedSubset', dataset=train_set,
             fraction=args.fraction, seed=args.seed)
-    test_set = dict(
-        type='LocalCIFAR100', data_root=data_root, split='test',
-        pipeline=cfg.val_dataloader.dataset.pipeline)
+    test_set = local_cifar100(args.data, 'test',
+                              cfg.val_dataloader.dataset.pipeline)
     # Two cores: data loading in the main process costs less than workers
     # competing with the training threads.
     cfg.train_dataloader.dataset = train_set

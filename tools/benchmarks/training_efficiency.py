@@ -42,6 +42,8 @@ import mmlsskd  # noqa: F401  (registers LSSKD's components)
 from mmlsskd.models.utils import progressive_targets
 from mmlsskd.utils import reuse_freed_heap_memory
 
+from cifar100_students import (add_student_arguments,  # beside this script
+                               local_cifar100)
 from interleaved_timing import interleaved_medians  # beside this script
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -65,11 +67,7 @@ CHANNELS_LAST = {
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        'data', help='the cifar-100-python folder (train, test, meta)')
-    parser.add_argument(
-        '--model', default='resnet20',
-        help='a CIFAR-100 student with shipped configs (default resnet20)')
+    add_student_arguments(parser)
     parser.add_argument('--batch-size', type=int, default=64)
     parser.add_argument('--repeats', type=int, default=10)
     parser.add_argument('--warmup', type=int, default=2)
@@ -101,11 +99,8 @@ def set_up_runner(name: str, args: argparse.Namespace, work_dir: str,
                   channels_last: bool = False) -> Runner:
     """A Runner of the ``name`` config on real CIFAR-100, set up to step."""
     cfg = Config.fromfile(str(ROOT / CONFIGS[name].format(model=args.model)))
-    cfg.train_dataloader.dataset = dict(
-        type='LocalCIFAR100',
-        data_root=str(Path(args.data).resolve().parent),
-        split='train',
-        pipeline=cfg.train_dataloader.dataset.pipeline)
+    cfg.train_dataloader.dataset = local_cifar100(
+        args.data, 'train', cfg.train_dataloader.dataset.pipeline)
     cfg.train_dataloader.update(
         batch_size=args.batch_size, num_workers=0, persistent_workers=False)
     for part in ('val', 'test'):
