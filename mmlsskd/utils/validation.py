@@ -38,13 +38,15 @@ def config_error(subject: str, problem: str, fix: str) -> LSSKDConfigError:
     return LSSKDConfigError(_message(subject, problem, fix))
 
 
-def check_unit_interval(subject: str, value: float) -> None:
+def check_unit_interval(
+        subject: str,
+        value: float,
+        fix: str = 'It is the weight of the past prediction in the soft '
+        'target; PS-KD uses 0.8, 0 switches past predictions off.') -> None:
     """``value`` must lie in [0, 1] (e.g. ``alpha_T``)."""
     if not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
-        raise config_error(
-            subject, f'must lie in [0, 1], got {value!r}',
-            'It is the weight of the past prediction in the soft target; '
-            'PS-KD uses 0.8, 0 switches past predictions off.')
+        raise config_error(subject, f'must lie in [0, 1], got {value!r}',
+                           fix)
 
 
 def check_loss_cfg(subject: str, cfg: Optional[dict],

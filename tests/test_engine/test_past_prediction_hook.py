@@ -15,7 +15,8 @@ class FakeAlgorithm:
         pass
 
 
-def test_alpha_ramps_linearly_from_zero():
+def test_alpha_ramps_as_pskd_code_and_reaches_alpha_T_in_the_last_epoch():
+    # PS-KD's code: alpha_t = alpha_T * (t + 1) / T, t the 0-based epoch.
     hook = PastPredictionHook(alpha_T=0.8)
     algorithm = FakeAlgorithm()
     alphas = []
@@ -27,9 +28,9 @@ def test_alpha_ramps_linearly_from_zero():
             message_hub=MessageHub.get_instance('alpha_ramp_test'))
         hook.before_train_epoch(runner)
         alphas.append(algorithm.alpha)
-    assert alphas == pytest.approx([0.0, 0.2, 0.4, 0.6])
+    assert alphas == pytest.approx([0.2, 0.4, 0.6, 0.8])
     assert runner.message_hub.get_scalar('train/alpha').current() == \
-        pytest.approx(0.6)
+        pytest.approx(0.8)
 
 
 @pytest.mark.parametrize('alpha_T', [-0.1, 1.5])

@@ -38,7 +38,8 @@ def test_two_epochs_fill_use_and_checkpoint_the_store(
     # Epoch 1 has no past predictions; every lookup of epoch 2 finds one.
     assert not any(written for written, _, _ in lookups[:iters_per_epoch])
     assert all(written for written, _, _ in lookups[iters_per_epoch:])
-    assert runner.model.alpha == pytest.approx(0.8 * 1 / 2)
+    # The last of two epochs uses alpha_T (PS-KD: alpha_T * (t + 1) / T).
+    assert runner.model.alpha == pytest.approx(0.8)
 
     scalars = runner.message_hub.log_scalars
     for key in ('loss', 'loss_cls', 'loss_hier', 'loss_kl', 'loss_feat'):

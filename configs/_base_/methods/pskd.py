@@ -6,7 +6,8 @@ pskd = dict(
     loss_cls=dict(type='CrossEntropyLoss', use_soft=True, loss_weight=1.0))
 
 # PastPredictionHook keeps last epoch's predictions and sets
-# alpha_t = alpha_T * epoch / max_epochs; EpochSeedHook seeds every epoch
+# alpha_t = alpha_T * (epoch + 1) / max_epochs (PS-KD's code; epoch 0 has no
+# past prediction and trains on the labels); EpochSeedHook seeds every epoch
 # from (seed, epoch), so that --resume continues exactly.
 custom_hooks = [
     dict(type='PastPredictionHook', alpha_T=0.8),

@@ -1,7 +1,9 @@
-# The LSSKD/HSSAKD CIFAR schedule: 240 epochs, SGD lr 0.05, momentum 0.9,
+# The LSSKD/HSSAKD CIFAR schedule: 240 epochs, SGD lr 0.05, Nesterov
+# momentum 0.9 (as both reference codes),
 # weight decay 5e-4, lr x0.1 at epochs 150/180/210, batch 64.
 optim_wrapper = dict(
-    optimizer=dict(type='SGD', lr=0.05, momentum=0.9, weight_decay=5e-4))
+    optimizer=dict(
+        type='SGD', lr=0.05, momentum=0.9, weight_decay=5e-4, nesterov=True))
 param_scheduler = dict(
     type='MultiStepLR', by_epoch=True, milestones=[150, 180, 210], gamma=0.1)
 train_cfg = dict(by_epoch=True, max_epochs=240, val_interval=1)

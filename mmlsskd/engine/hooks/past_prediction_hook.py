@@ -27,8 +27,10 @@ class PastPredictionHook(Hook):
     training it sizes the store for the training set and hands it to the
     algorithm, which reads each batch's past predictions to build the
     progressive soft targets. Before every epoch it sets
-    ``alpha_t = alpha_T * t / T`` (PS-KD's linear ramp, ``t`` the 0-based
-    epoch, ``T`` the number of epochs). After every step it writes the step's
+    ``alpha_t = alpha_T * (t + 1) / T`` (PS-KD's linear ramp as its code
+    computes it, ``t`` the 0-based epoch, ``T`` the number of epochs, so the
+    last epoch uses ``alpha_T``; the first epoch has no past prediction and
+    trains on the label). After every step it writes the step's
     detached predictions into the store, gathered from every rank so each
     rank can look up any sample next epoch. The store is saved in every
     checkpoint under ``'lsskd_past_predictions'`` and restored on resume.
@@ -147,7 +149,7 @@ class PastPredictionHook(Hook):
 
     def before_train_epoch(self, runner) -> None:
         """Set this epoch's ``alpha_t`` on the algorithm."""
-        alpha = self.alpha_T * runner.epoch / runner.max_epochs
+        alpha = self.alpha_T * (runner.epoch + 1) / runner.max_epochs
         self._algorithm(runner).alpha = alpha
         runner.message_hub.update_scalar('train/alpha', alpha)
 

@@ -53,9 +53,14 @@ class WideResNet_CIFAR(BaseBackbone):
     `Wide Residual Networks <https://arxiv.org/abs/1605.07146>`_: a 3x3 stem
     with 16 channels, then three stages of ``(depth - 4) / 6`` pre-activation
     blocks with ``16k``, ``32k`` and ``64k`` channels at strides 1, 2, 2.
-    The last stage ends with the final BN-ReLU, so its output is ready for
-    pooling. WRN-16-2, WRN-40-1 and WRN-40-2 are the students and teachers
-    of the CIFAR distillation literature.
+    A pre-activation network ends with a BN-ReLU before pooling. With
+    ``final_norm=True`` the last stage ends with it, so a plain pooling neck
+    follows; with ``final_norm=False`` the last stage returns the raw output
+    of its last block and :class:`FinalNormPooling` applies the BN-ReLU as
+    the classifier's neck. The second is how the official HSSAKD code feeds
+    its auxiliary branches: the branch after the last stage reads the raw
+    block output, not the normalised one. WRN-16-2, WRN-40-1 and WRN-40-2
+    are the students and teachers of the CIFAR distillation literature.
 
     Besides returning any stages, it can build fresh copies of its stages
     (:meth:`make_stage`), which LSSKD's auxiliary branches use.
@@ -65,6 +70,8 @@ class WideResNet_CIFAR(BaseBackbone):
         widen_factor (int): Width multiplier ``k``. Defaults to 2.
         drop_rate (float): Dropout inside every block. Defaults to 0.
         out_indices (Sequence[int]): Stages to return. Defaults to (2, ).
+        final_norm (bool): Whether the last stage ends with the network's
+            final BN-ReLU. Defaults to True.
         conv_cfg (dict, optional): Convolution config. Defaults to None.
         norm_cfg (dict): Normalization config. Defaults to BN.
         init_cfg (dict | list[dict], optional): Initialization config.
@@ -79,6 +86,7 @@ class WideResNet_CIFAR(BaseBackbone):
                  widen_factor: int = 2,
                  drop_rate: float = 0.,
                  out_indices: Sequence[int] = (2, ),
+                 final_norm: bool = True,
                  conv_cfg=None,
                  norm_cfg: dict = dict(type='BN'),
                  init_cfg=(dict(type='Kaiming', layer=['Conv2d']),
@@ -98,6 +106,7 @@ class WideResNet_CIFAR(BaseBackbone):
         self.widen_factor = widen_factor
         self.drop_rate = drop_rate
         self.out_indices = out_indices
+        self.final_norm = final_norm
         self.conv_cfg = conv_cfg
         self.norm_cfg = norm_cfg
         self.blocks_per_stage = (depth - 4) // 6
@@ -108,20 +117,27 @@ class WideResNet_CIFAR(BaseBackbone):
         in_channels = 16
         self.stages = nn.ModuleList()
         for index, stride in enumerate(self.strides):
-            self.stages.append(self.make_stage(index, in_channels, stride))
+            self.stages.append(
+                self.make_stage(index, in_channels, stride, final_norm))
             in_channels = self.stage_channels[index]
 
-    def make_stage(self, index: int, in_channels: int,
-                   stride: int) -> nn.Sequential:
+    def make_stage(self,
+                   index: int,
+                   in_channels: int,
+                   stride: int,
+                   final_norm: bool = True) -> nn.Sequential:
         """Build a freshly initialised copy of one stage.
 
         Args:
             index (int): Which stage (0-based).
             in_channels (int): Channels of its input.
             stride (int): Stride of its first block.
+            final_norm (bool): Whether the last stage ends with BN-ReLU.
+                Defaults to True, as LSSKD's branch copies of the last
+                stage (HSSAKD's auxiliary classifiers end with one).
 
         Returns:
-            nn.Sequential: The stage; the last one ends with BN-ReLU.
+            nn.Sequential: The stage.
         """
         channels = self.stage_channels[index]
         layers = [
@@ -130,7 +146,7 @@ class WideResNet_CIFAR(BaseBackbone):
                              self.conv_cfg, self.norm_cfg)
             for i in range(self.blocks_per_stage)
         ]
-        if index == self.num_stages - 1:
+        if final_norm and index == self.num_stages - 1:
             layers += [
                 build_norm_layer(self.norm_cfg, channels)[1],
                 nn.ReLU(inplace=True)

@@ -43,8 +43,9 @@ class RotationJointHead(BaseModule):
             branch's previous-epoch SAD. False trains every branch on hard
             joint labels (an ablation; HSSAKD's branch loss).
             Defaults to True.
-        init_cfg (dict, optional): Initialization config. Defaults to
-            normal init of the linear layers, as mmpretrain's heads.
+        init_cfg (dict, optional): Initialization config. Defaults to None:
+            PyTorch's default init of the linear layers, as the official
+            HSSAKD code (mmpretrain's heads use Normal(std=0.01)).
     """
 
     def __init__(self,
@@ -57,8 +58,7 @@ class RotationJointHead(BaseModule):
                  loss_kl: Optional[dict] = dict(
                      type='mmrazor.KLDivergence', tau=3.0),
                  hierarchical_softening: bool = True,
-                 init_cfg: Optional[dict] = dict(
-                     type='Normal', layer='Linear', std=0.01)) -> None:
+                 init_cfg: Optional[dict] = None) -> None:
         super().__init__(init_cfg=init_cfg)
         if num_branches < 2:
             raise config_error(

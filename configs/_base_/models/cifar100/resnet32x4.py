@@ -2,11 +2,15 @@
 model = dict(
     type='ImageClassifier',
     backbone=dict(
-        type='CIFARResNet', depth=32, stem_channels=32, base_channels=64),
+        type='CIFARResNet', depth=32, stem_channels=32, base_channels=64,
+        zero_init_residual=False),
     neck=dict(type='GlobalAveragePooling'),
     head=dict(
         type='LinearClsHead',
         num_classes=100,
         in_channels=256,
         loss=dict(type='CrossEntropyLoss', loss_weight=1.0),
-        topk=(1, 5)))
+        topk=(1, 5),
+        # PyTorch's default Linear init, as the reference codes (HSSAKD,
+        # PS-KD); mmpretrain's default is Normal(std=0.01).
+        init_cfg=None))

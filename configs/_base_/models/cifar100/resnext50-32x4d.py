@@ -1,12 +1,17 @@
 # ResNeXt-50 32x4d with the CIFAR stem, 100-way linear classifier.
 model = dict(
     type='ImageClassifier',
+    # Residual BN weights start at 1, as in the reference codes.
     backbone=dict(
-        type='ResNeXt_CIFAR', depth=50, groups=32, width_per_group=4),
+        type='ResNeXt_CIFAR', depth=50, groups=32, width_per_group=4,
+        zero_init_residual=False),
     neck=dict(type='GlobalAveragePooling'),
     head=dict(
         type='LinearClsHead',
         num_classes=100,
         in_channels=2048,
         loss=dict(type='CrossEntropyLoss', loss_weight=1.0),
-        topk=(1, 5)))
+        topk=(1, 5),
+        # PyTorch's default Linear init, as the reference codes (HSSAKD,
+        # PS-KD); mmpretrain's default is Normal(std=0.01).
+        init_cfg=None))

@@ -9,4 +9,7 @@ model = dict(
         num_classes=100,
         in_channels=512,
         loss=dict(type='CrossEntropyLoss', loss_weight=1.0),
-        topk=(1, 5)))
+        topk=(1, 5),
+        # PyTorch's default Linear init, as the reference codes (HSSAKD,
+        # PS-KD); mmpretrain's default is Normal(std=0.01).
+        init_cfg=None))

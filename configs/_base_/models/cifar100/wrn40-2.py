@@ -1,11 +1,17 @@
 # WRN-40-2 (2.26 M), 100-way linear classifier.
 model = dict(
     type='ImageClassifier',
-    backbone=dict(type='WideResNet_CIFAR', depth=40, widen_factor=2),
-    neck=dict(type='GlobalAveragePooling'),
+    # The final BN-ReLU sits in the neck, so that LSSKD's last branch reads
+    # the raw last-block output as in the official HSSAKD code.
+    backbone=dict(
+        type='WideResNet_CIFAR', depth=40, widen_factor=2, final_norm=False),
+    neck=dict(type='FinalNormPooling', in_channels=128),
     head=dict(
         type='LinearClsHead',
         num_classes=100,
         in_channels=128,
         loss=dict(type='CrossEntropyLoss', loss_weight=1.0),
-        topk=(1, 5)))
+        topk=(1, 5),
+        # PyTorch's default Linear init, as the reference codes (HSSAKD,
+        # PS-KD); mmpretrain's default is Normal(std=0.01).
+        init_cfg=None))
