@@ -6,7 +6,8 @@ from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
 from torch import nn
 
-from ...utils.validation import check_loss_cfg, config_error
+from ...utils.validation import (check_loss_cfg, check_unit_interval,
+                                 config_error)
 from ..utils import progressive_targets
 from .pskd import PSKD
 
@@ -56,6 +57,24 @@ class LSSKD(PSKD):
             feature. None drops the term (an ablation). Defaults to
             ``dict(type='mmrazor.L2Loss', normalize=False, loss_weight=0.01)``
             (squared L2 distance, averaged over images).
+        loss_cls_distill (dict, optional): Distillation of the deepest
+            branch into the final classifier, called as
+            ``loss(classifier_logits, teacher_logits)`` (e.g.
+            ``mmrazor.KLDivergence``). The teacher is the deepest branch's
+            class logits of each view: its joint logits ``c * K + k`` for the
+            view's own transform ``k``, detached. Without it only
+            ``loss_cls`` reaches the classifier (the paper's losses).
+            Logged as ``loss_cls_distill``. None drops the term.
+            Defaults to None.
+        cls_distill_views (str): ``'unrotated'``: distil on the unrotated
+            view only; ``'all'``: the classifier also classifies the rotated
+            views and is distilled on every view (as HSSAKD distils its
+            final classifier). Defaults to ``'unrotated'``.
+        branch_target_weight (float): ``beta``, the share of the deepest
+            branch's current class distribution of the unrotated view
+            (detached) in the classifier's target:
+            ``(1 - beta) * progressive_target + beta * branch_probs``.
+            0 keeps PS-KD's target. Defaults to 0.
         evaluate_branches (bool): Whether validation and testing also
             classify with every auxiliary branch, for
             :class:`BranchAccuracy`. It costs one pass over all views per
@@ -82,6 +101,9 @@ class LSSKD(PSKD):
                  loss_feat: Optional[dict] = dict(
                      type='mmrazor.L2Loss', normalize=False,
                      loss_weight=0.01),
+                 loss_cls_distill: Optional[dict] = None,
+                 cls_distill_views: str = 'unrotated',
+                 branch_target_weight: float = 0.,
                  evaluate_branches: bool = False,
                  channels_last: bool = False,
                  data_preprocessor: Optional[Union[dict, nn.Module]] = None,
@@ -115,6 +137,20 @@ class LSSKD(PSKD):
                     'and LSSKD fills it in.')
         check_loss_cfg('loss_feat', loss_feat, optional=True)
         self.loss_feat = MODELS.build(loss_feat) if loss_feat else None
+        check_loss_cfg('loss_cls_distill', loss_cls_distill, optional=True)
+        self.loss_cls_distill = (
+            MODELS.build(loss_cls_distill) if loss_cls_distill else None)
+        if cls_distill_views not in ('unrotated', 'all'):
+            raise config_error(
+                'cls_distill_views', f"must be 'unrotated' or 'all', got "
+                f'{cls_distill_views!r}', "Use cls_distill_views='all' to "
+                'distil the classifier on every view.')
+        self.cls_distill_views = cls_distill_views
+        check_unit_interval(
+            'branch_target_weight', branch_target_weight,
+            "It is the deepest branch's share of the classifier's target; "
+            '0 keeps the progressive target alone.')
+        self.branch_target_weight = branch_target_weight
         self._apply_memory_format()
 
     @property
@@ -138,8 +174,9 @@ class LSSKD(PSKD):
 
         Returns:
             dict[str, torch.Tensor]: ``loss_cls``, ``loss_hier``,
-            ``loss_kl``, ``loss_feat`` (the last two unless dropped) and each
-            branch's training accuracy.
+            ``loss_kl``, ``loss_feat`` (unless dropped),
+            ``loss_cls_distill`` (if set) and each branch's training
+            accuracy.
         """
         labels, indices, past, past_weight = self._batch_targets_inputs(
             inputs, data_samples)
@@ -148,31 +185,43 @@ class LSSKD(PSKD):
         # One backbone pass over every view; the unrotated views come first.
         views = self.view_transform(inputs)
         stages = self.architecture.extract_feat(views, stage='backbone')
-
-        # The classifier's own neck and head see the unrotated images only.
-        cls_feats = tuple(x[:batch] for x in stages)
-        if self.architecture.with_neck:
-            cls_feats = self.architecture.neck(cls_feats)
-        cls_logits = self.architecture.head(cls_feats)
-        losses = dict(
-            loss_cls=self.loss_cls(
-                cls_logits,
-                progressive_targets(labels, self.num_classes, past.final,
-                                    past_weight)))
+        # The classifier's neck sees every view, as the backbone's norms do;
+        # its head classifies the unrotated views (all of them when it is
+        # distilled on all).
+        feats = (self.architecture.neck(stages)
+                 if self.architecture.with_neck else stages)
+        distill_all = (self.loss_cls_distill is not None
+                       and self.cls_distill_views == 'all')
+        head_rows = views.size(0) if distill_all else batch
+        logits = self.architecture.head(tuple(x[:head_rows] for x in feats))
+        cls_logits = logits[:batch]
 
         # The auxiliary branches see every view, with joint labels.
         aux_feats = self.aux_neck(stages)
         aux_logits = self.aux_head(aux_feats)
+        losses = dict(
+            loss_cls=self.loss_cls(
+                cls_logits,
+                self._classifier_targets(labels, past, past_weight,
+                                         aux_logits[-1], batch)))
         losses.update(
             self.aux_head.loss(aux_logits,
                                self.view_transform.joint_labels(labels),
                                past.branches,
                                self.alpha * past.branch_written.to(
                                    inputs.dtype)))
+        if self.loss_cls_distill is not None:
+            teacher = self._branch_class_logits(aux_logits[-1].detach(),
+                                                head_rows // batch, batch)
+            losses['loss_cls_distill'] = self.loss_cls_distill(
+                logits, teacher)
 
         if self.loss_feat is not None:
-            last_feat = F.adaptive_avg_pool2d(stages[-1],
-                                              1).flatten(1).detach()
+            # The feature the classifier reads, on every view.
+            last_feat = feats[-1]
+            if last_feat.dim() == 4:
+                last_feat = F.adaptive_avg_pool2d(last_feat, 1).flatten(1)
+            last_feat = last_feat.detach()
             losses['loss_feat'] = sum(
                 self.loss_feat(feat, last_feat) for feat in aux_feats[:-1])
 
@@ -181,6 +230,37 @@ class LSSKD(PSKD):
             indices, cls_logits.detach().softmax(dim=1),
             branch_probs.unflatten(1, (self.num_views, batch)).transpose(1, 2))
         return losses
+
+    def _branch_class_logits(self, joint_logits: torch.Tensor,
+                             num_views: int, batch: int) -> torch.Tensor:
+        """Class logits of the first ``num_views`` views from joint logits.
+
+        View ``k``'s class logits are the joint logits ``c * K + k`` of its
+        own transform, so their softmax is the branch's class distribution
+        of that view.
+
+        Returns:
+            torch.Tensor: (num_views * B, C), view-major.
+        """
+        joint = joint_logits[:num_views * batch].unflatten(
+            1, (self.num_classes, self.num_views))
+        view_of_row = torch.arange(
+            num_views, device=joint.device).repeat_interleave(batch)
+        return joint[torch.arange(joint.size(0), device=joint.device), :,
+                     view_of_row]
+
+    def _classifier_targets(self, labels, past, past_weight,
+                            deepest_logits, batch) -> torch.Tensor:
+        """The progressive soft target, with the deepest branch's class
+        distribution mixed in when ``branch_target_weight > 0``."""
+        targets = progressive_targets(labels, self.num_classes, past.final,
+                                      past_weight)
+        if self.branch_target_weight > 0:
+            branch_probs = self._branch_class_logits(
+                deepest_logits.detach(), 1, batch).softmax(dim=1)
+            targets = torch.lerp(targets, branch_probs.to(targets.dtype),
+                                 self.branch_target_weight)
+        return targets
 
     def _predict(self,
                  inputs: torch.Tensor,
