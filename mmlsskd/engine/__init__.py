@@ -1,7 +1,8 @@
-from .hooks import AtomicCheckpointHook, EpochSeedHook, PastPredictionHook
+from .hooks import (AtomicCheckpointHook, BatchedRuntimeInfoHook,
+                    EpochSeedHook, PastPredictionHook)
 from .past_prediction_store import PastPredictions, PastPredictionStore
 
 __all__ = [
-    'AtomicCheckpointHook', 'EpochSeedHook', 'PastPredictionHook',
-    'PastPredictionStore', 'PastPredictions'
+    'AtomicCheckpointHook', 'BatchedRuntimeInfoHook', 'EpochSeedHook',
+    'PastPredictionHook', 'PastPredictionStore', 'PastPredictions'
 ]

@@ -1,10 +1,10 @@
-from typing import Dict, NamedTuple, Optional
+from typing import Dict, NamedTuple, Optional, Union
 
 import torch
 
 from ..utils.validation import (LSSKDCheckpointError, check_sample_indices,
                                 check_store_options)
-from .prediction_rows import make_rows
+from .prediction_rows import DTYPES, make_rows
 
 
 class PastPredictions(NamedTuple):
@@ -28,7 +28,7 @@ class PastPredictions(NamedTuple):
 
 
 class PastPredictionStore:
-    """Per-sample predictions of the previous epoch, kept in host memory.
+    """Per-sample predictions of the previous epoch.
 
     Holds, for every training sample, the final classifier's distribution
     (C values) and every auxiliary branch's augmented distribution for each
@@ -56,6 +56,12 @@ class PastPredictionStore:
             Defaults to None.
         branch_views (str): ``'all'`` or ``'unrotated'``. Defaults to
             ``'all'``.
+        device (str | torch.device): Where the rows live: ``'cpu'`` (host
+            memory), ``'pinned'`` (page-locked host memory, so that the
+            copies to and from a GPU are asynchronous), or a device such as
+            ``'cuda'``: then lookups and updates stay on the device and a
+            training step never waits for a copy to the host.
+            Defaults to ``'cpu'``.
     """
 
     def __init__(self,
@@ -65,19 +71,46 @@ class PastPredictionStore:
                  num_branches: int,
                  dtype: str = 'float32',
                  topk: Optional[int] = None,
-                 branch_views: str = 'all') -> None:
-        check_store_options(dtype, topk, branch_views)
+                 branch_views: str = 'all',
+                 device: Union[str, torch.device] = 'cpu') -> None:
+        check_store_options(dtype, topk, branch_views, device)
+        self.pinned = device == 'pinned'
+        self.device = torch.device('cpu' if self.pinned else device)
+        placement = dict(device=self.device, pin_memory=self.pinned)
         self.num_samples = num_samples
         self.num_classes = num_classes
         self.num_views = num_views
         self.num_branches = num_branches
         self.dtype, self.topk, self.branch_views = dtype, topk, branch_views
         self.stored_views = num_views if branch_views == 'all' else 1
-        self._final = make_rows((num_samples, num_classes), dtype, topk)
+        self._final = make_rows((num_samples, num_classes), dtype, topk,
+                                **placement)
         self._branches = make_rows(
             (num_branches, num_samples, self.stored_views,
-             num_classes * num_views), dtype, topk)
-        self.written_epoch = torch.full((num_samples, ), -1, dtype=torch.long)
+             num_classes * num_views), dtype, topk, **placement)
+        self.written_epoch = torch.full((num_samples, ), -1,
+                                        dtype=torch.long, **placement)
+
+    @staticmethod
+    def estimate_nbytes(num_samples: int,
+                        num_classes: int,
+                        num_views: int,
+                        num_branches: int,
+                        dtype: str = 'float32',
+                        topk: Optional[int] = None,
+                        branch_views: str = 'all') -> int:
+        """Bytes a store of these settings holds, before allocating it."""
+        value_size = DTYPES[dtype].itemsize
+        stored_views = num_views if branch_views == 'all' else 1
+        joint = num_classes * num_views
+        lengths = [num_classes] + [joint] * (num_branches * stored_views)
+        if topk is None:
+            row_bytes = sum(lengths) * value_size
+        else:
+            row_bytes = sum(
+                min(topk, n) * (value_size + (2 if n <= 2**15 else 4))
+                for n in lengths)
+        return num_samples * (row_bytes + 8)  # + written_epoch (int64)
 
     @property
     def final(self) -> torch.Tensor:
@@ -95,7 +128,7 @@ class PastPredictionStore:
 
     @property
     def nbytes(self) -> int:
-        """Host memory held by the store, in bytes."""
+        """Memory held by the store (on its device), in bytes."""
         return sum(t.numel() * t.element_size()
                    for t in self.state_dict().values())
 
@@ -107,14 +140,16 @@ class PastPredictionStore:
         """Past predictions of a batch.
 
         Args:
-            indices (torch.Tensor): Sample indices of shape (B, ).
+            indices (torch.Tensor): Sample indices of shape (B, ), on the
+                host (as the data samples carry them), where their range is
+                checked without waiting for a device.
             device (torch.device, optional): Where to put the result.
 
         Returns:
             PastPredictions: The batch's entries, branch rows view-major.
         """
-        indices = indices.cpu()
         self._check_indices(indices)
+        indices = indices.to(self.device, non_blocking=True)
         batch, joint = len(indices), self.num_classes * self.num_views
         written = self.written_epoch[indices] >= 0
         stored = self._branches.read((slice(None), indices))
@@ -125,7 +160,8 @@ class PastPredictionStore:
             rows[:, :, :self.stored_views] = stored
             stored = rows
             branch_written = torch.zeros(self.num_views, batch,
-                                         dtype=torch.bool)
+                                         dtype=torch.bool,
+                                         device=self.device)
             branch_written[:self.stored_views] = written
         else:
             branch_written = written.repeat(self.num_views).view(
@@ -146,19 +182,26 @@ class PastPredictionStore:
         """Write one step's detached predictions.
 
         Args:
-            indices (torch.Tensor): Sample indices of shape (B, ). A sample
-                that appears twice (a distributed sampler pads an epoch with
-                repeats) gets one of its predictions, both being valid.
+            indices (torch.Tensor): Sample indices of shape (B, ), on the
+                host, where their range is checked. A sample that appears
+                twice (a distributed sampler pads an epoch with repeats)
+                gets one of its predictions, both being valid.
             final (torch.Tensor): Final-classifier distributions, (B, C).
             branches (torch.Tensor): Branch SADs per sample and view,
                 (num_branches, B, K, C * K).
             epoch (int): The current epoch.
         """
-        indices = indices.cpu()
         self._check_indices(indices)
-        self._final.write(indices, final.detach().cpu())
-        self._branches.write((slice(None), indices),
-                             branches.detach()[:, :, :self.stored_views].cpu())
+        # To a device store nothing leaves the device; to a host store the
+        # copy waits for the step (asynchronous only into pinned memory).
+        device = self.device
+        indices = indices.to(device, non_blocking=True)
+        self._final.write(indices,
+                          final.detach().to(device, non_blocking=True))
+        self._branches.write(
+            (slice(None), indices),
+            branches.detach()[:, :, :self.stored_views].to(
+                device, non_blocking=True))
         self.written_epoch[indices] = epoch
 
     def state_dict(self) -> Dict[str, torch.Tensor]:

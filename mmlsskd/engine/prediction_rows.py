@@ -17,10 +17,16 @@ class DenseRows:
     Args:
         shape (Sequence[int]): Shape of the row tensor, rows last.
         dtype (torch.dtype): Storage type.
+        device (torch.device): Where the rows live. Defaults to the CPU.
+        pin_memory (bool): Whether host rows are page-locked, so that
+            copies to and from a GPU run asynchronously. Defaults to False.
     """
 
-    def __init__(self, shape: Sequence[int], dtype: torch.dtype) -> None:
-        self.data = torch.zeros(*shape, dtype=dtype)
+    def __init__(self, shape: Sequence[int], dtype: torch.dtype,
+                 device: torch.device = torch.device('cpu'),
+                 pin_memory: bool = False) -> None:
+        self.data = torch.zeros(
+            *shape, dtype=dtype, device=device, pin_memory=pin_memory)
 
     def read(self, index) -> torch.Tensor:
         """The rows at ``index``, as float32."""
@@ -47,15 +53,23 @@ class TopKRows:
         shape (Sequence[int]): Shape of the dense row tensor, rows last.
         k (int): Entries kept per row (at most the row length).
         dtype (torch.dtype): Storage type of the kept probabilities.
+        device (torch.device): Where the rows live. Defaults to the CPU.
+        pin_memory (bool): Whether host rows are page-locked.
+            Defaults to False.
     """
 
-    def __init__(self, shape: Sequence[int], k: int,
-                 dtype: torch.dtype) -> None:
+    def __init__(self, shape: Sequence[int], k: int, dtype: torch.dtype,
+                 device: torch.device = torch.device('cpu'),
+                 pin_memory: bool = False) -> None:
         self.length = shape[-1]
         self.k = min(k, self.length)
         index_dtype = torch.int16 if self.length <= 2**15 else torch.int32
-        self.values = torch.zeros(*shape[:-1], self.k, dtype=dtype)
-        self.indices = torch.zeros(*shape[:-1], self.k, dtype=index_dtype)
+        self.values = torch.zeros(
+            *shape[:-1], self.k, dtype=dtype, device=device,
+            pin_memory=pin_memory)
+        self.indices = torch.zeros(
+            *shape[:-1], self.k, dtype=index_dtype, device=device,
+            pin_memory=pin_memory)
 
     def read(self, index) -> torch.Tensor:
         """The rows at ``index``, densified, as float32."""
@@ -77,8 +91,9 @@ class TopKRows:
         return {f'{name}_values': self.values, f'{name}_indices': self.indices}
 
 
-def make_rows(shape: Sequence[int], dtype: str, topk=None):
-    """Dense rows, or top-k rows when ``topk`` is given."""
+def make_rows(shape: Sequence[int], dtype: str, topk=None, **placement):
+    """Dense rows, or top-k rows when ``topk`` is given; ``placement`` is
+    ``device`` and ``pin_memory``."""
     if topk is None:
-        return DenseRows(shape, DTYPES[dtype])
-    return TopKRows(shape, topk, DTYPES[dtype])
+        return DenseRows(shape, DTYPES[dtype], **placement)
+    return TopKRows(shape, topk, DTYPES[dtype], **placement)

@@ -189,9 +189,25 @@ def check_sample_indices(indices: torch.Tensor, num_samples: int) -> None:
             'dataset wrappers must keep indices within their length.')
 
 
-def check_store_options(dtype: str, topk, branch_views: str) -> None:
+def check_store_options(dtype: str, topk, branch_views: str,
+                        device='cpu') -> None:
     """The past-prediction store's storage settings."""
     subject = 'PastPredictionHook.store'
+    kind = device
+    if device not in ('cpu', 'pinned', 'auto'):
+        try:
+            kind = torch.device(device).type
+        except (RuntimeError, TypeError):
+            raise config_error(
+                subject, f"device must be 'cpu', 'pinned', 'auto' or a torch "
+                f'device such as \'cuda\', got {device!r}',
+                "'auto' keeps the store on the GPU when it fits.") from None
+    if kind in ('pinned', 'cuda'):
+        if not torch.cuda.is_available():
+            raise config_error(
+                subject, f'device={device!r} needs CUDA, which this machine '
+                f'does not have', "Use device='cpu', or 'auto' to put the "
+                'store on the GPU where there is one.')
     if dtype not in ('float32', 'float16', 'bfloat16'):
         raise config_error(subject, f'dtype must be float32, float16 or '
                            f'bfloat16, got {dtype!r}',

@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import pytest
+import torch
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith('linux'),
                                 reason="reads glibc's mallinfo2")
@@ -46,6 +47,8 @@ def probe(**env):
     return json.loads(output.strip().splitlines()[-1])
 
 
+@pytest.mark.skipif(torch.cuda.is_available(),
+                    reason='the setting stays off where CUDA is present')
 def test_large_tensors_come_from_the_heap_once_applied():
     result = probe()
     # glibc's default: a 64 MB block is its own mapping ...
@@ -57,5 +60,12 @@ def test_large_tensors_come_from_the_heap_once_applied():
 
 def test_the_users_environment_wins():
     result = probe(MALLOC_MMAP_MAX_='65536')
+    assert result['applied'] is False
+    assert result['after'] >= 64 * 2**20
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason='needs CUDA')
+def test_nothing_is_changed_where_cuda_is_present():
+    result = probe()
     assert result['applied'] is False
     assert result['after'] >= 64 * 2**20

@@ -151,15 +151,21 @@ def store_work(runner: Runner, batch: dict):
     the update after it."""
     algorithm = runner.model
     store = algorithm._past_predictions
+    device = next(algorithm.parameters()).device
+    # As in a step: host indices, predictions on the model's device.
     indices = torch.tensor([s.sample_idx for s in batch['data_samples']])
-    final = torch.rand(len(indices), algorithm.num_classes).softmax(1)
+    final = torch.rand(
+        len(indices), algorithm.num_classes, device=device).softmax(1)
     branches = torch.rand(
         algorithm.num_branches, len(indices), algorithm.num_views,
-        algorithm.num_classes * algorithm.num_views).softmax(3)
+        algorithm.num_classes * algorithm.num_views,
+        device=device).softmax(3)
 
     def run():
-        store.lookup(indices)
+        store.lookup(indices, device)
         store.update(indices, final, branches, epoch=0)
+        if device.type == 'cuda':
+            torch.cuda.synchronize()
 
     return run
 
@@ -169,10 +175,12 @@ def target_work(runner: Runner, batch: dict):
     progressive targets, the joint labels and every branch's hierarchical
     targets, from the batch's past predictions."""
     algorithm = runner.model
-    labels = torch.cat([s.gt_label for s in batch['data_samples']])
+    device = next(algorithm.parameters()).device
+    # Everything on the model's device, as the training forward has it.
+    labels = torch.cat([s.gt_label for s in batch['data_samples']]).to(device)
     indices = torch.tensor([s.sample_idx for s in batch['data_samples']])
-    past = algorithm._past_predictions.lookup(indices)
-    weight = torch.full((len(labels), ), 0.5)
+    past = algorithm._past_predictions.lookup(indices, device)
+    weight = torch.full((len(labels), ), 0.5, device=device)
     joint_classes = algorithm.num_classes * algorithm.num_views
 
     def run():
@@ -182,6 +190,8 @@ def target_work(runner: Runner, batch: dict):
         branch_weight = 0.5 * past.branch_written.float()
         for branch in past.branches:
             progressive_targets(joint, joint_classes, branch, branch_weight)
+        if device.type == 'cuda':
+            torch.cuda.synchronize()
 
     return run
 

@@ -1,5 +1,9 @@
 from .atomic_checkpoint_hook import AtomicCheckpointHook
+from .batched_runtime_info_hook import BatchedRuntimeInfoHook
 from .epoch_seed_hook import EpochSeedHook
 from .past_prediction_hook import PastPredictionHook
 
-__all__ = ['AtomicCheckpointHook', 'EpochSeedHook', 'PastPredictionHook']
+__all__ = [
+    'AtomicCheckpointHook', 'BatchedRuntimeInfoHook', 'EpochSeedHook',
+    'PastPredictionHook'
+]

@@ -42,9 +42,13 @@ class PastPredictionHook(Hook):
             Defaults to 0.8, the value of PS-KD.
         store (dict, optional): How the store keeps its rows: ``dtype``
             (``'float32'``, ``'float16'``, ``'bfloat16'``), ``topk`` (keep
-            the k largest probabilities of every row) and ``branch_views``
-            (``'all'`` or ``'unrotated'``); see :class:`PastPredictionStore`.
-            Defaults to dense float32, every view.
+            the k largest probabilities of every row), ``branch_views``
+            (``'all'`` or ``'unrotated'``) and ``device`` (``'cpu'``,
+            ``'pinned'``, ``'cuda'``, or ``'auto'``: on the model's GPU when
+            the store takes at most a quarter of its free memory, else in
+            pinned host memory, and in host memory without a GPU); see
+            :class:`PastPredictionStore`. Defaults to dense float32, every
+            view, ``device='auto'``.
     """
 
     priority = 'NORMAL'
@@ -53,15 +57,19 @@ class PastPredictionHook(Hook):
                  store: Optional[dict] = None) -> None:
         check_unit_interval('PastPredictionHook.alpha_T', alpha_T)
         self.store_options = dict(store or {})
-        unknown = set(self.store_options) - {'dtype', 'topk', 'branch_views'}
+        unknown = set(self.store_options) - {
+            'dtype', 'topk', 'branch_views', 'device'
+        }
         if unknown:
             raise config_error(
                 'PastPredictionHook.store', f'unknown keys {sorted(unknown)}',
-                'Use dtype, topk and branch_views.')
+                'Use dtype, topk, branch_views and device.')
+        self.store_options.setdefault('device', 'auto')
         check_store_options(
             self.store_options.get('dtype', 'float32'),
             self.store_options.get('topk'),
-            self.store_options.get('branch_views', 'all'))
+            self.store_options.get('branch_views', 'all'),
+            self.store_options['device'])
         self.alpha_T = alpha_T
         self.store: Optional[PastPredictionStore] = None
         self._resumed_state: Optional[dict] = None
@@ -117,18 +125,39 @@ class PastPredictionHook(Hook):
             # One sample tells the image size before hours of training.
             check_square_views(view_transform,
                                *dataset[0]['inputs'].shape[-2:])
-        self.store = PastPredictionStore(
+        sizes = dict(
             num_samples=sample_index_space(dataset),
             num_classes=algorithm.num_classes,
             num_views=algorithm.num_views,
-            num_branches=algorithm.num_branches,
-            **self.store_options)
+            num_branches=algorithm.num_branches)
+        options = dict(self.store_options)
+        options['device'] = self._store_device(runner, algorithm, sizes,
+                                               options)
+        self.store = PastPredictionStore(**sizes, **options)
         if self._resumed_state is not None:
             self.store.load_state_dict(self._resumed_state)
             self._resumed_state = None
             runner.logger.info('Restored the past-prediction store.')
         algorithm.attach_past_predictions(self.store)
         self._check_losses_before_optimizer_steps(runner, algorithm)
+
+    @staticmethod
+    def _store_device(runner, algorithm, sizes: dict, options: dict):
+        """Resolve ``device='auto'``: the model's GPU when the store takes at
+        most a quarter of its free memory, else pinned host memory; the host
+        without a GPU."""
+        device = options['device']
+        nbytes = PastPredictionStore.estimate_nbytes(
+            **sizes, **{k: v for k, v in options.items() if k != 'device'})
+        if device == 'auto':
+            model_device = next(algorithm.parameters()).device
+            device = 'cpu'
+            if model_device.type == 'cuda':
+                free, _ = torch.cuda.mem_get_info(model_device)
+                device = model_device if nbytes <= free / 4 else 'pinned'
+        runner.logger.info(
+            f'Past-prediction store: {nbytes / 2**20:.1f} MiB on {device}.')
+        return device
 
     def _check_losses_before_optimizer_steps(self, runner, algorithm) -> None:
         """Run the algorithm's NaN check as every optimizer's step
