@@ -31,6 +31,7 @@ Example::
 import argparse
 import tempfile
 from pathlib import Path
+from typing import Optional
 
 import torch
 from mmengine.config import Config
@@ -95,18 +96,30 @@ class SetupOnlyLoop(EpochBasedTrainLoop):
         return self.runner.model
 
 
-def set_up_runner(name: str, args: argparse.Namespace, work_dir: str,
-                  channels_last: bool = False) -> Runner:
-    """A Runner of the ``name`` config on real CIFAR-100, set up to step."""
+def step_config(name: str, args: argparse.Namespace, work_dir: str,
+                fraction: Optional[float] = None) -> Config:
+    """The shipped ``name`` config on real CIFAR-100 training images (a
+    class-stratified ``fraction`` of them if given), without evaluation."""
     cfg = Config.fromfile(str(ROOT / CONFIGS[name].format(model=args.model)))
-    cfg.train_dataloader.dataset = local_cifar100(
-        args.data, 'train', cfg.train_dataloader.dataset.pipeline)
+    train_set = local_cifar100(args.data, 'train',
+                               cfg.train_dataloader.dataset.pipeline)
+    if fraction is not None:
+        train_set = dict(type='ClassStratifiedSubset', dataset=train_set,
+                         fraction=fraction, seed=0)
+    cfg.train_dataloader.dataset = train_set
     cfg.train_dataloader.update(
         batch_size=args.batch_size, num_workers=0, persistent_workers=False)
     for part in ('val', 'test'):
         for key in ('dataloader', 'cfg', 'evaluator'):
             cfg[f'{part}_{key}'] = None
     cfg.update(work_dir=work_dir, log_level='WARNING')
+    return cfg
+
+
+def set_up_runner(name: str, args: argparse.Namespace, work_dir: str,
+                  channels_last: bool = False) -> Runner:
+    """A Runner of the ``name`` config on real CIFAR-100, set up to step."""
+    cfg = step_config(name, args, work_dir)
     if channels_last and name != 'plain':
         cfg.model.channels_last = True
     runner = Runner.from_cfg(cfg)

@@ -1,0 +1,28 @@
+"""gpu_check.py runs end to end (on the CPU here: timings only) and writes
+one JSON object per figure with the fields the GPU tables are built from."""
+import json
+import sys
+
+from conftest import run
+
+
+def test_gpu_check_writes_one_result_per_candidate(tiny_cifar100, tmp_path):
+    out_dir = tmp_path / 'gpu'
+    run([
+        sys.executable, 'tools/benchmarks/gpu_check.py',
+        str(tiny_cifar100 / 'cifar-100-python'), '--skip-tests',
+        '--methods', 'plain', 'LSSKD', '--variants', 'fp32', '--repeats',
+        '1', '--steps-per-repeat', '1', '--epoch-fraction', '0.5',
+        '--workers', '0', '--batch-size', '4', '--out-dir',
+        str(out_dir)
+    ], tmp_path)
+    names = sorted(p.name for p in out_dir.iterdir())
+    assert names == sorted(f'resnet20_{m}_{p}_fp32.json'
+                           for m in ('plain', 'LSSKD')
+                           for p in ('eager', 'fast'))
+    for name in names:
+        record = json.loads((out_dir / name).read_text())
+        assert {'device', 'torch', 'model', 'batch_size', 'method', 'path',
+                'ms_per_step', 'ms_per_iter', 'command'} <= set(record)
+        assert record['batch_size'] == 4 and record['model'] == 'resnet20'
+        assert record['ms_per_step'] > 0 and record['ms_per_iter'] > 0
