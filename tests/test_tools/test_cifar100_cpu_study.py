@@ -1,43 +1,76 @@
-"""The CPU study script runs end to end: configs, training, table, plot."""
+"""The study script runs end to end: configs, training, one result file per
+run, runs with a result skipped, table and plot built from the files."""
 import json
 import sys
 
-from conftest import run
+from conftest import ROOT, run
 
 
-def test_study_trains_every_method_and_reports(tiny_cifar100, tmp_path):
-    work = tmp_path / 'study'
-    out = run([
-        sys.executable, 'tools/benchmarks/cifar100_cpu_study.py',
-        str(tiny_cifar100 / 'cifar-100-python'), '--methods', 'ce', 'pskd',
-        'lsskd', '--fraction', '0.5', '--epochs', '2', '--val-interval',
-        '1', '--work-dir',
-        str(work)
-    ], tmp_path)
-    results = json.loads((work / 'results.json').read_text())['results']
-    assert list(results) == ['ce', 'pskd', 'lsskd']
-    for method, result in results.items():
-        assert [r['step'] for r in result['epochs']] == [1, 2]
-        assert result['wall_s'] > 0 and result['s_per_iter'] > 0
-    # The shipped configs, shrunk: 2 epochs, the subset, the paper's steps.
-    cfg = (work / 'lsskd/lsskd_resnet20.py').read_text()
-    assert 'ClassStratifiedSubset' in cfg and 'max_epochs=2' in cfg
-    assert "type='BranchAccuracy'" in cfg
-    assert set(results['lsskd']['epochs'][-1]) >= {
-        'aux/branch1_top1', 'aux/branch2_top1', 'aux/branch3_top1'
-    }
+def study(data, work, results, *extra):
+    return [
+        sys.executable, 'tools/benchmarks/cifar100_cpu_study.py', str(data),
+        '--fraction', '0.5', '--epochs', '2', '--val-interval', '1',
+        '--work-dir', str(work), '--results-dir', str(results), *extra
+    ]
+
+
+def table_of(out):
+    return [line for line in out.splitlines() if line.startswith('|')]
+
+
+def test_study_writes_a_result_per_run_and_builds_the_table_from_them(
+        tiny_cifar100, tmp_path):
+    data = tiny_cifar100 / 'cifar-100-python'
+    work, results = tmp_path / 'study', tmp_path / 'results'
+    out = run(study(data, work, results, '--methods', 'ce', 'lsskd',
+                    '--seeds', '0', '1'), tmp_path)
+    files = sorted(p.name for p in results.iterdir())
+    assert files == [f'{m}_resnet20_0.5frac_2e_seed{s}.json'
+                     for m in ('ce', 'lsskd') for s in (0, 1)]
+    lsskd = json.loads(
+        (results / 'lsskd_resnet20_0.5frac_2e_seed1.json').read_text())
+    assert lsskd['method'] == 'lsskd' and lsskd['seed'] == 1
+    assert lsskd['config'] == \
+        'configs/lsskd/lsskd_resnet20_1xb64-240e_cifar100.py'
+    assert [r['epoch'] for r in lsskd['curve']] == [1, 2]
+    assert lsskd['last']['top1'] == lsskd['curve'][-1]['accuracy/top1']
+    assert lsskd['best_on_test']['top1'] == max(
+        r['accuracy/top1'] for r in lsskd['curve'])
+    assert set(lsskd['last']['branches_top1']) == {
+        'aux/branch1_top1', 'aux/branch2_top1', 'aux/branch3_top1'}
+    assert lsskd['wall_s'] > 0 and lsskd['s_per_iter'] > 0
+    # The seed picks the subset as well as the initialisation.
+    cfg = (work / 'lsskd_seed1/lsskd_resnet20.py').read_text()
+    assert 'ClassStratifiedSubset' in cfg and 'seed=1' in cfg
+    assert 'max_epochs=2' in cfg and "type='BranchAccuracy'" in cfg
+
+    table = table_of(out)
+    assert len(table) == 4  # header, rule and two methods
+    assert table[2].startswith('| Cross-entropy | 0, 1 |')
+    assert table[3].startswith('| LSSKD (paper) | 0, 1 |')
     assert (work / 'accuracy.png').stat().st_size > 10_000
-    table = [line for line in out.splitlines() if line.startswith('|')]
-    assert len(table) == 5  # header, rule and three methods
-    assert table[-1].startswith('| LSSKD |')
-    assert table[-2].startswith('| PS-KD |')
 
-    # --report-only prints the same table again without training.
-    again = run([
-        sys.executable, 'tools/benchmarks/cifar100_cpu_study.py',
-        str(tiny_cifar100 / 'cifar-100-python'), '--methods', 'ce', 'pskd',
-        'lsskd', '--report-only', '--work-dir',
-        str(work)
-    ], tmp_path)
-    assert [line for line in again.splitlines()
-            if line.startswith('|')] == table
+    # A second call trains nothing: every run has its file; the table is
+    # the same, built from the files alone.
+    again = run(study(data, work, results, '--methods', 'ce', 'lsskd',
+                      '--seeds', '0', '1'), tmp_path)
+    assert again.count('skipped') == 4 and 'Epoch(train)' not in again
+    assert table_of(again) == table
+    # A file's numbers are what the table shows: edit one, see it move.
+    ce0 = results / 'ce_resnet20_0.5frac_2e_seed0.json'
+    record = json.loads(ce0.read_text())
+    record['last']['top1'], other = 10.0, json.loads(
+        (results / 'ce_resnet20_0.5frac_2e_seed1.json').read_text())
+    ce0.write_text(json.dumps(record))
+    report = run(study(data, work, results, '--methods', 'ce',
+                       '--report-only'), tmp_path)
+    mean = (10.0 + other['last']['top1']) / 2
+    assert f'| Cross-entropy | 0, 1 | {mean:.2f} ± ' in report
+
+
+def test_every_study_method_has_a_shipped_resnet20_config():
+    sys.path.insert(0, str(ROOT / 'tools/benchmarks'))
+    from cifar100_cpu_study import LABELS, METHODS
+    assert set(LABELS) == set(METHODS)
+    for template in METHODS.values():
+        assert (ROOT / template.format(model='resnet20')).exists(), template

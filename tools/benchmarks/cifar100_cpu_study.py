@@ -1,43 +1,70 @@
-"""Train and compare CE, label smoothing, PS-KD and LSSKD on real CIFAR-100
-at a scale a CPU finishes in about an hour.
+"""Train and compare CE, label smoothing, PS-KD, LSSKD and its ablations and
+options on real CIFAR-100 at a scale a CPU finishes in about an hour a run.
 
 Every method trains the same backbone from the shipped configs with the same
-seed, the same stratified training subset and the same number of epochs (the
-paper's step schedule compressed to them), and is evaluated on the full test
-set after every epoch. The script prints one table (final-epoch top-1/top-5,
-wall time, final top-1 of every LSSKD auxiliary classifier) and saves a plot
-of every branch's test accuracy across epochs next to the final
-classifiers' (the LSSKD paper's Figure 6 kind of picture).
+seeds; the seed picks the stratified training subset, the initialisation and
+the data order. The paper's step schedule is compressed to the epochs, and
+the full test set is evaluated every ``--val-interval`` epochs. Every
+finished run writes one small JSON file under ``--results-dir`` (method,
+config, seed, fraction, epochs, last-epoch and best-epoch top-1/top-5,
+per-branch top-1, the curve, wall time); a run whose file exists is skipped,
+so a study can be spread over sessions. The table (mean and standard
+deviation over seeds of the last epoch, the best epoch beside it, labelled,
+and the paired difference to cross-entropy) and the plot are built from those
+files alone; ``--update-readme`` writes the table into README.md.
 
 Example::
 
     python tools/benchmarks/cifar100_cpu_study.py \\
-        ../shared/data/cifar-100-python --fraction 0.2 --epochs 12
+        ../shared/data/cifar-100-python --fraction 0.2 --epochs 12 \\
+        --methods ce lsskd --seeds 0 1 2
 """
 import argparse
+import datetime
 import json
-import os.path as osp
+import os
+import platform
+import re
 import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import torch
 from mmengine.config import Config, DictAction
 
 from cifar100_students import (add_student_arguments,  # beside this script
                                local_cifar100)
 
 ROOT = Path(__file__).resolve().parents[2]
+ABLATIONS = ('no-hier', 'no-kl', 'no-feat', 'no-past', 'cls-kd', 'cls-kd-all',
+             'branch-target', 'precise-bn')
 METHODS = {
     'ce': 'configs/baselines/{model}_1xb64-240e_cifar100.py',
     'lbs': 'configs/baselines/{model}_1xb64-240e-lbs_cifar100.py',
     'pskd': 'configs/pskd/pskd_{model}_1xb64-240e_cifar100.py',
     'lsskd': 'configs/lsskd/lsskd_{model}_1xb64-240e_cifar100.py',
+    **{
+        f'lsskd-{name}':
+        f'configs/lsskd/lsskd-{name}_{{model}}_1xb64-240e_cifar100.py'
+        for name in ABLATIONS
+    }
 }
 LABELS = dict(
     ce='Cross-entropy', lbs='Label smoothing 0.1', pskd='PS-KD',
-    lsskd='LSSKD')
+    lsskd='LSSKD (paper)', **{
+        'lsskd-no-hier': 'LSSKD without hierarchical softening',
+        'lsskd-no-kl': 'LSSKD without deep-to-shallow KL',
+        'lsskd-no-feat': 'LSSKD without feature consistency',
+        'lsskd-no-past': 'LSSKD without past predictions',
+        'lsskd-cls-kd': 'LSSKD + branch KD into the classifier',
+        'lsskd-cls-kd-all': 'LSSKD + branch KD, all views',
+        'lsskd-branch-target': 'LSSKD + branch in the target',
+        'lsskd-precise-bn': 'LSSKD + BN recalibration',
+    })
+README_BEGIN = '<!-- cifar100-study-table: begin -->'
+README_END = '<!-- cifar100-study-table: end -->'
 
 
 def parse_args() -> argparse.Namespace:
@@ -52,23 +79,30 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         '--val-interval', type=int, default=2,
         help='evaluate every this many epochs (and after the last)')
-    parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument('--seeds', type=int, nargs='+', default=[0])
     parser.add_argument(
         '--work-dir', default='work_dirs/cifar100_cpu_study',
-        help='where the configs, logs and results go')
+        help='where the configs, logs and checkpoints go')
+    parser.add_argument(
+        '--results-dir', default=str(ROOT / 'docs/results/cifar100_study'),
+        help='one JSON file per finished run; runs with a file are skipped')
     parser.add_argument(
         '--plot', default=None,
         help='PNG path of the accuracy plot (default: in --work-dir)')
     parser.add_argument(
         '--report-only', action='store_true',
-        help='print the table and plot of an earlier run in --work-dir')
+        help='train nothing: build the table and plot from the results')
+    parser.add_argument(
+        '--update-readme', action='store_true',
+        help='write the table into README.md between its study markers')
     parser.add_argument(
         '--cfg-options', nargs='+', action=DictAction, default={},
         help='extra key=value overrides for every method (tools/train.py)')
     return parser.parse_args()
 
 
-def study_config(method: str, args: argparse.Namespace) -> Config:
+def study_config(method: str, seed: int,
+                 args: argparse.Namespace) -> Config:
     """The shipped config of ``method``, shrunk to the study's scale."""
     cfg = Config.fromfile(str(ROOT / METHODS[method].format(model=args.model)))
     train_set = local_cifar100(args.data, 'train',
@@ -76,7 +110,7 @@ def study_config(method: str, args: argparse.Namespace) -> Config:
     if args.fraction < 1:
         train_set = dict(
             type='ClassStratifiedSubset', dataset=train_set,
-            fraction=args.fraction, seed=args.seed)
+            fraction=args.fraction, seed=seed)
     test_set = local_cifar100(args.data, 'test',
                               cfg.val_dataloader.dataset.pipeline)
     # Two cores: data loading in the main process costs less than workers
@@ -94,11 +128,11 @@ def study_config(method: str, args: argparse.Namespace) -> Config:
     cfg.param_scheduler.milestones = [
         max(1, round(m * scale)) for m in cfg.param_scheduler.milestones
     ]
-    cfg.randomness = dict(seed=args.seed)
+    cfg.randomness = dict(seed=seed)
     cfg.default_hooks.checkpoint = dict(
         type='CheckpointHook', interval=args.epochs, max_keep_ckpts=1)
     cfg.default_hooks.logger = dict(type='LoggerHook', interval=50)
-    if method == 'lsskd':
+    if method.startswith('lsskd'):
         # Follow every auxiliary classifier on the test set too.
         cfg.model.evaluate_branches = True
         cfg.val_evaluator = [
@@ -111,7 +145,7 @@ def study_config(method: str, args: argparse.Namespace) -> Config:
 
 
 def read_run(work_dir: Path) -> dict:
-    """Per-epoch validation results and the median logged seconds per
+    """Per-evaluation test results and the median logged seconds per
     training iteration, from the newest run's scalars.json."""
     runs = sorted(work_dir.glob('*/vis_data/scalars.json'))
     if not runs:
@@ -120,89 +154,200 @@ def read_run(work_dir: Path) -> dict:
         records = [json.loads(line) for line in f]
     # The median is robust to a few windows slowed by other processes.
     iter_times = [r['time'] for r in records if 'loss' in r and 'time' in r]
+    curve = [{
+        'epoch': r['step'],
+        **{k: v for k, v in r.items()
+           if k.startswith(('accuracy/', 'aux/branch'))}
+    } for r in records if 'accuracy/top1' in r]
+    return dict(curve=curve, s_per_iter=statistics.median(iter_times))
+
+
+def result_path(args: argparse.Namespace, method: str, seed: int) -> Path:
+    return Path(args.results_dir) / (
+        f'{method}_{args.model}_{args.fraction:g}frac_{args.epochs}e_'
+        f'seed{seed}.json')
+
+
+def summarise_run(method: str, seed: int, args: argparse.Namespace,
+                  run: dict, wall_s: float) -> dict:
+    """The machine-readable result of one finished run."""
+    curve = run['curve']
+    last = curve[-1]
+    # Reported beside the last epoch, labelled: the reference papers
+    # report the best test epoch, which is chosen on the test set.
+    best = max(curve, key=lambda r: r['accuracy/top1'])
+    branches = {
+        k: v
+        for k, v in last.items() if k.startswith('aux/branch')
+    }
     return dict(
-        epochs=[r for r in records if 'accuracy/top1' in r],
-        s_per_iter=statistics.median(iter_times))
+        method=method,
+        config=METHODS[method].format(model=args.model),
+        model=args.model,
+        seed=seed,
+        fraction=args.fraction,
+        epochs=args.epochs,
+        val_interval=args.val_interval,
+        last=dict(epoch=last['epoch'], top1=last['accuracy/top1'],
+                  top5=last['accuracy/top5'], branches_top1=branches),
+        best_on_test=dict(epoch=best['epoch'], top1=best['accuracy/top1'],
+                          top5=best['accuracy/top5']),
+        curve=curve,
+        wall_s=round(wall_s, 1),
+        s_per_iter=run['s_per_iter'],
+        device=('cuda: ' + torch.cuda.get_device_name()
+                if torch.cuda.is_available() else
+                f'cpu: {platform.processor() or platform.machine()}, '
+                f'{os.cpu_count()} cores'),
+        torch=torch.__version__,
+        date=datetime.date.today().isoformat(),
+        cfg_options=args.cfg_options)
+
+
+def load_results(args: argparse.Namespace) -> dict:
+    """{method: [result, ...]} of this model, fraction and epochs."""
+    results = {}
+    for method in METHODS:
+        for path in sorted(Path(args.results_dir).glob(
+                f'{method}_{args.model}_{args.fraction:g}frac_'
+                f'{args.epochs}e_seed*.json')):
+            results.setdefault(method, []).append(json.loads(
+                path.read_text()))
+    return results
+
+
+def mean_std(values) -> str:
+    values = list(values)
+    if len(values) == 1:
+        return f'{values[0]:.2f}'
+    return f'{statistics.mean(values):.2f} ± {statistics.stdev(values):.2f}'
+
+
+def table(results: dict) -> list:
+    """Markdown rows: last epoch (mean ± std over seeds), the best epoch
+    beside it, and the difference to cross-entropy paired by seed."""
+    ce = {r['seed']: r['last']['top1'] for r in results.get('ce', [])}
+    num_branches = max((len(r['last']['branches_top1'])
+                        for runs in results.values() for r in runs),
+                       default=0)
+    header = ['method', 'seeds', 'top-1, last epoch', 'top-5, last epoch',
+              'top-1, best test epoch (not a result)',
+              'last top-1 minus CE, paired'] + [
+                  f'branch {s} top-1' for s in range(1, num_branches + 1)
+              ] + ['s/iter (median)']
+    rows = ['| ' + ' | '.join(header) + ' |', '|' + '---|' * len(header)]
+    for method, runs in results.items():
+        paired = [r['last']['top1'] - ce[r['seed']] for r in runs
+                  if r['seed'] in ce]
+        row = [
+            LABELS[method], ', '.join(str(r['seed']) for r in runs),
+            mean_std(r['last']['top1'] for r in runs),
+            mean_std(r['last']['top5'] for r in runs),
+            mean_std(r['best_on_test']['top1'] for r in runs),
+            mean_std(paired) if paired and method != 'ce' else '-'
+        ] + [
+            mean_std(r['last']['branches_top1'][f'aux/branch{s}_top1']
+                     for r in runs)
+            if f'aux/branch{s}_top1' in runs[0]['last']['branches_top1']
+            else '-' for s in range(1, num_branches + 1)
+        ] + [f"{statistics.median(r['s_per_iter'] for r in runs):.3f}"]
+        rows.append('| ' + ' | '.join(row) + ' |')
+    return rows
 
 
 def plot(results: dict, path: Path) -> None:
+    """Test top-1 across epochs, mean over seeds: every method's final
+    classifier, and the branches of the paper's LSSKD."""
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    for method, result in results.items():
-        epochs = [r['step'] for r in result['epochs']]
-        ax.plot(epochs, [r['accuracy/top1'] for r in result['epochs']],
-                marker='o', linewidth=2, label=f'{LABELS[method]} (final)')
-        branch_keys = sorted(k for k in result['epochs'][-1]
-                             if k.startswith('aux/branch'))
-        for key in branch_keys:
-            s = key[len('aux/branch'):].split('_')[0]
-            ax.plot(epochs, [r[key] for r in result['epochs']],
-                    linestyle='--', label=f'{LABELS[method]} branch {s}')
+    fig, ax = plt.subplots(figsize=(8, 5))
+    for method, runs in results.items():
+        epochs = [r['epoch'] for r in runs[0]['curve']]
+
+        def mean_curve(key):
+            return [
+                statistics.mean(r['curve'][i][key] for r in runs)
+                for i in range(len(epochs))
+            ]
+
+        ax.plot(epochs, mean_curve('accuracy/top1'), marker='o',
+                linewidth=2, label=f'{LABELS[method]} ({len(runs)} seeds)')
+        if method == 'lsskd':
+            for key in sorted(k for k in runs[0]['curve'][-1]
+                              if k.startswith('aux/branch')):
+                s = key[len('aux/branch'):].split('_')[0]
+                ax.plot(epochs, mean_curve(key), linestyle='--',
+                        label=f'{LABELS[method]} branch {s}')
     ax.set_xlabel('epoch')
     ax.set_ylabel('CIFAR-100 test top-1 (%)')
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=7)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)
 
 
+def update_readme(rows: list, caption: str) -> None:
+    readme = ROOT / 'README.md'
+    text = readme.read_text()
+    if README_BEGIN not in text or README_END not in text:
+        raise SystemExit(f'README.md has no {README_BEGIN} ... {README_END} '
+                         f'block to write the table into.')
+    block = '\n'.join([README_BEGIN, caption, ''] + rows + [README_END])
+    text = re.sub(
+        re.escape(README_BEGIN) + '.*?' + re.escape(README_END),
+        lambda _: block, text, flags=re.S)
+    readme.write_text(text)
+
+
 def main() -> None:
     args = parse_args()
     work_dir = Path(args.work_dir).resolve()
-    results, setting = {}, vars(args)
-    if args.report_only:
-        with open(work_dir / 'results.json') as f:
-            saved = json.load(f)
-        results, setting = saved['results'], saved['args']
-    for method in args.methods:
-        method_dir = work_dir / method
-        if not args.report_only:
-            method_dir.mkdir(parents=True, exist_ok=True)
-            config = method_dir / f'{method}_{args.model}.py'
-            study_config(method, args).dump(str(config))
+    Path(args.results_dir).mkdir(parents=True, exist_ok=True)
+    for seed in args.seeds:
+        for method in args.methods:
+            if args.report_only:
+                continue
+            out = result_path(args, method, seed)
+            if out.exists():
+                print(f'{method} seed {seed}: done ({out.name}), skipped')
+                continue
+            run_dir = work_dir / f'{method}_seed{seed}'
+            run_dir.mkdir(parents=True, exist_ok=True)
+            config = run_dir / f'{method}_{args.model}.py'
+            study_config(method, seed, args).dump(str(config))
             start = time.perf_counter()
             subprocess.run([
                 sys.executable, str(ROOT / 'tools/train.py'), str(config),
-                '--work-dir', str(method_dir)
+                '--work-dir', str(run_dir)
             ], check=True)
-            results[method] = dict(wall_s=time.perf_counter() - start)
-            print(f'{method}: {results[method]["wall_s"] / 60:.1f} min',
-                  flush=True)
-        results[method].update(read_run(method_dir))
+            wall_s = time.perf_counter() - start
+            result = summarise_run(method, seed, args, read_run(run_dir),
+                                   wall_s)
+            out.write_text(json.dumps(result, indent=1) + '\n')
+            print(f'{method} seed {seed}: {wall_s / 60:.1f} min, '
+                  f'top-1 {result["last"]["top1"]:.2f} -> {out}', flush=True)
 
-    with open(work_dir / 'results.json', 'w') as f:
-        json.dump(dict(args=setting, results=results), f, indent=2)
+    results = load_results(args)
+    results = {m: r for m, r in results.items() if m in args.methods}
+    if not results:
+        raise SystemExit(f'No results under {args.results_dir} for '
+                         f'{args.methods}.')
     plot_path = Path(args.plot) if args.plot else work_dir / 'accuracy.png'
     plot(results, plot_path)
-
-    num_branches = max(
-        (len([k for k in r['epochs'][-1] if k.startswith('aux/branch')])
-         for r in results.values()), default=0)
-    header = ['method', 'top-1', 'top-5', 'wall time (min)', 's/iter'] + [
-        f'branch {s} top-1' for s in range(1, num_branches + 1)
-    ]
-    print(f"\n{setting['model']}, {setting['fraction']:.0%} of every class, "
-          f"{setting['epochs']} epochs, seed {setting['seed']}, full test "
-          f"set, final epoch:\n")
-    print('| ' + ' | '.join(header) + ' |')
-    print('|' + '---|' * len(header))
-    for method, result in results.items():
-        last = result['epochs'][-1]
-        row = [
-            LABELS[method], f"{last['accuracy/top1']:.2f}",
-            f"{last['accuracy/top5']:.2f}", f"{result['wall_s'] / 60:.1f}",
-            f"{result['s_per_iter']:.3f}"
-        ] + [
-            f"{last[f'aux/branch{s}_top1']:.2f}"
-            if f'aux/branch{s}_top1' in last else '-'
-            for s in range(1, num_branches + 1)
-        ]
-        print('| ' + ' | '.join(row) + ' |')
-    print(f'\nPlot: {osp.relpath(plot_path)}')
+    rows = table(results)
+    caption = (f'{args.model}, {args.fraction:g} of every class, '
+               f'{args.epochs} epochs, full test set; mean ± standard '
+               f'deviation over seeds; built by '
+               f'`tools/benchmarks/cifar100_cpu_study.py` from '
+               f'`{os.path.relpath(args.results_dir, ROOT)}/`.')
+    print('\n' + caption + '\n')
+    print('\n'.join(rows))
+    print(f'\nPlot: {os.path.relpath(plot_path)}')
+    if args.update_readme:
+        update_readme(rows, caption)
 
 
 if __name__ == '__main__':
