@@ -20,7 +20,8 @@ TRAINING_DATASETS = {'ClassStratifiedSubset'}
 TRAINING_HOOKS = {'PastPredictionHook', 'EpochSeedHook'}
 EQUIVALENTS = {
     'LocalCIFAR100': 'CIFAR100',
-    'AtomicCheckpointHook': 'CheckpointHook'
+    'AtomicCheckpointHook': 'CheckpointHook',
+    'BatchedRuntimeInfoHook': 'RuntimeInfoHook',
 }
 
 
@@ -89,10 +90,9 @@ def student_config(cfg: Config) -> Tuple[Config, List[str]]:
                                                    dict):
             loader['dataset'] = _plain_dataset(loader['dataset'], key, notes)
 
-    checkpoint = (plain.get('default_hooks') or {}).get('checkpoint')
-    if isinstance(checkpoint, dict) and \
-            _type_name(checkpoint) in EQUIVALENTS:
-        checkpoint['type'] = EQUIVALENTS[_type_name(checkpoint)]
+    for hook in (plain.get('default_hooks') or {}).values():
+        if isinstance(hook, dict) and _type_name(hook) in EQUIVALENTS:
+            hook['type'] = EQUIVALENTS[_type_name(hook)]
     plain.pop('custom_imports', None)
     ours = sorted(_mmlsskd_types(plain))
     if ours:

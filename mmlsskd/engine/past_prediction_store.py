@@ -177,8 +177,12 @@ class PastPredictionStore:
             branch_written=branch_written.reshape(-1).to(
                 device, non_blocking=True))
 
-    def update(self, indices: torch.Tensor, final: torch.Tensor,
-               branches: torch.Tensor, epoch: int) -> None:
+    def update(self,
+               indices: torch.Tensor,
+               final: torch.Tensor,
+               branches: torch.Tensor,
+               epoch: int,
+               valid: Optional[torch.Tensor] = None) -> None:
         """Write one step's detached predictions.
 
         Args:
@@ -190,19 +194,29 @@ class PastPredictionStore:
             branches (torch.Tensor): Branch SADs per sample and view,
                 (num_branches, B, K, C * K).
             epoch (int): The current epoch.
+            valid (torch.Tensor, optional): A 0-dim bool on the store's
+                device: write only if true (a step whose loss was not finite
+                writes nothing), decided without a host read.
+                Defaults to None (write).
         """
         self._check_indices(indices)
         # To a device store nothing leaves the device; to a host store the
         # copy waits for the step (asynchronous only into pinned memory).
         device = self.device
+        if valid is not None:
+            valid = valid.to(device, non_blocking=True)
         indices = indices.to(device, non_blocking=True)
         self._final.write(indices,
-                          final.detach().to(device, non_blocking=True))
+                          final.detach().to(device, non_blocking=True),
+                          valid)
         self._branches.write(
             (slice(None), indices),
             branches.detach()[:, :, :self.stored_views].to(
-                device, non_blocking=True))
-        self.written_epoch[indices] = epoch
+                device, non_blocking=True), valid)
+        epochs = torch.full_like(indices, epoch)
+        if valid is not None:
+            epochs = torch.where(valid, epochs, self.written_epoch[indices])
+        self.written_epoch[indices] = epochs
 
     def state_dict(self) -> Dict[str, torch.Tensor]:
         """The store's own tensors (no copies), for a checkpoint."""

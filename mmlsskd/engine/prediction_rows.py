@@ -32,9 +32,13 @@ class DenseRows:
         """The rows at ``index``, as float32."""
         return self.data[index].float()
 
-    def write(self, index, rows: torch.Tensor) -> None:
-        """Store ``rows`` at ``index``."""
-        self.data[index] = rows.to(self.data.dtype)
+    def write(self, index, rows: torch.Tensor, valid=None) -> None:
+        """Store ``rows`` at ``index`` (only where ``valid``, a bool tensor
+        that broadcasts against them, if given)."""
+        rows = rows.to(self.data.dtype)
+        if valid is not None:
+            rows = torch.where(valid, rows, self.data[index])
+        self.data[index] = rows
 
     def tensors(self, name: str) -> Dict[str, torch.Tensor]:
         """The stored tensors, keyed for a state dict."""
@@ -80,11 +84,17 @@ class TopKRows:
         rows = tail.expand(*values.shape[:-1], self.length).clone()
         return rows.scatter_(-1, indices, values)
 
-    def write(self, index, rows: torch.Tensor) -> None:
-        """Keep the top ``k`` of every row of ``rows`` at ``index``."""
+    def write(self, index, rows: torch.Tensor, valid=None) -> None:
+        """Keep the top ``k`` of every row of ``rows`` at ``index`` (only
+        where ``valid``, if given)."""
         values, indices = rows.float().topk(self.k, dim=-1)
-        self.values[index] = values.to(self.values.dtype)
-        self.indices[index] = indices.to(self.indices.dtype)
+        values = values.to(self.values.dtype)
+        indices = indices.to(self.indices.dtype)
+        if valid is not None:
+            values = torch.where(valid, values, self.values[index])
+            indices = torch.where(valid, indices, self.indices[index])
+        self.values[index] = values
+        self.indices[index] = indices
 
     def tensors(self, name: str) -> Dict[str, torch.Tensor]:
         """The stored tensors, keyed for a state dict."""

@@ -9,7 +9,7 @@ from mmengine.runner import Runner
 from mmlsskd.engine import BatchedRuntimeInfoHook
 
 
-def train(options, work_dir, monkeypatch, runtime_info=None, interval=2):
+def train(options, work_dir, monkeypatch, runtime_info, interval=2):
     """Two epochs of 3 steps; the train scalars the hub received, and
     whether any of them arrived as a tensor (a read from the device)."""
     tensors = []
@@ -23,8 +23,7 @@ def train(options, work_dir, monkeypatch, runtime_info=None, interval=2):
     monkeypatch.setattr(MessageHub, 'update_scalar', spy)
     extra = dict(randomness=dict(seed=0),
                  default_hooks=dict(logger=dict(interval=interval)))
-    if runtime_info:
-        extra['default_hooks']['runtime_info'] = runtime_info
+    extra['default_hooks']['runtime_info'] = runtime_info
     runner = Runner.from_cfg(make_cfg(options, work_dir, **extra))
     runner.train()
     scalars = {
@@ -42,11 +41,15 @@ def train(options, work_dir, monkeypatch, runtime_info=None, interval=2):
 def test_the_hub_and_the_log_get_what_mmengines_hook_gives(
         tiny_cfg_options, tmp_path, monkeypatch):
     plain, plain_tensors, plain_lines = train(
-        tiny_cfg_options, tmp_path / 'plain', monkeypatch)
+        tiny_cfg_options, tmp_path / 'plain', monkeypatch,
+        dict(type='RuntimeInfoHook'))
     batched, batched_tensors, batched_lines = train(
         tiny_cfg_options, tmp_path / 'batched', monkeypatch,
         dict(type='BatchedRuntimeInfoHook'))
     assert plain_tensors and not batched_tensors
+    # The shipped runtime uses the batched hook.
+    assert make_cfg(tiny_cfg_options, tmp_path).default_hooks.runtime_info \
+        == dict(type='BatchedRuntimeInfoHook')
     assert plain.keys() == batched.keys()
     assert {'train/loss', 'train/loss_cls', 'train/loss_hier',
             'train/acc_branch1', 'train/lr'} <= set(plain)

@@ -235,6 +235,9 @@ def test_student_config_of_other_shipped_configs():
     assert cfg.train_dataloader.dataset.type == 'CIFAR100'
     assert 'custom_imports' not in cfg and 'custom_hooks' not in cfg
     assert any('ClassStratifiedSubset' in n for n in notes)
+    # mmlsskd's hooks become their mmengine twins.
+    assert cfg.default_hooks.runtime_info.type == 'RuntimeInfoHook'
+    assert cfg.default_hooks.checkpoint.type == 'CheckpointHook'
 
     cfg, notes = student_config(
         Config.fromfile(

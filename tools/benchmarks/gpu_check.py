@@ -10,8 +10,10 @@ On a machine with CUDA it runs, in order (each part can be skipped):
 3. a one-process ``tools/dist_train.sh`` run, which uses NCCL on a GPU;
 4. the training steps of ``training_efficiency.py`` (plain, plain on the K
    views, PS-KD, LSSKD) on each path: ``eager`` (mmengine's per-step loss
-   logging, the past-prediction store in host memory) and ``fast``
-   (:class:`BatchedRuntimeInfoHook`, the store on the GPU), in float32,
+   logging, the past-prediction store in host memory, the NaN check read
+   on the host every step) and ``fast`` (:class:`BatchedRuntimeInfoHook`,
+   the store on the GPU, ``finite_check='device'`` with fused SGD; plain
+   training gets the same logging and optimizer), in float32,
    channels-last and bfloat16 AMP. For every candidate it writes
    ``ms_per_step`` (median of interleaved ``run_iter`` calls) and
    ``ms_per_iter`` (the wall time of a whole epoch with data loading,
@@ -55,10 +57,10 @@ METHODS = {  # method: (config, every rotated view as a batch)
     'PS-KD': ('pskd', False),
     'LSSKD': ('lsskd', False),
 }
-# path: (runtime-info hook, store device)
+# path: (runtime-info hook, store device, NaN check, fused optimizer)
 PATHS = {
-    'eager': (dict(type='RuntimeInfoHook'), 'cpu'),
-    'fast': (dict(type='BatchedRuntimeInfoHook'), 'auto'),
+    'eager': (dict(type='RuntimeInfoHook'), 'cpu', 'step', False),
+    'fast': (dict(type='BatchedRuntimeInfoHook'), 'auto', 'device', True),
 }
 VARIANTS = {  # name: (precision, memory format)
     'fp32': ('float32', 'contiguous'),
@@ -118,12 +120,14 @@ def configure(method: str, path: str, variant: str, args, work_dir: str,
     """The config of one timed candidate."""
     config, _ = METHODS[method]
     cfg = step_config(config, args, work_dir, fraction)
-    hook, store_device = PATHS[path]
+    hook, store_device, finite_check, fused = PATHS[path]
     cfg.default_hooks.runtime_info = hook
+    cfg.optim_wrapper.optimizer.fused = fused
     for hook_cfg in cfg.get('custom_hooks', []):
         if hook_cfg['type'] == 'PastPredictionHook':
             hook_cfg['store'] = dict(hook_cfg.get('store') or {},
                                      device=store_device)
+            hook_cfg['finite_check'] = finite_check
     precision, memory_format = VARIANTS[variant]
     if precision == 'bfloat16':
         cfg.optim_wrapper.update(type='AmpOptimWrapper', dtype='bfloat16')

@@ -2,7 +2,7 @@ from typing import Optional
 
 import torch
 from mmengine.dist import all_gather, get_world_size
-from mmengine.hooks import CheckpointHook, Hook
+from mmengine.hooks import CheckpointHook, Hook, LoggerHook
 from mmengine.model import is_model_wrapper
 from mmengine.optim import OptimWrapperDict
 from mmengine.runner import EpochBasedTrainLoop, find_latest_checkpoint
@@ -14,6 +14,7 @@ from ...utils.validation import (LSSKDCheckpointError,
                                   check_labels, check_square_views,
                                   check_store_options, check_unit_interval,
                                   config_error, sample_index_space)
+from ..device_finite_guard import DeviceFiniteGuard
 from ..past_prediction_store import PastPredictionStore
 
 CHECKPOINT_KEY = 'lsskd_past_predictions'
@@ -49,13 +50,43 @@ class PastPredictionHook(Hook):
             pinned host memory, and in host memory without a GPU); see
             :class:`PastPredictionStore`. Defaults to dense float32, every
             view, ``device='auto'``.
+        finite_check (str): How a non-finite loss is kept out of the
+            weights and the store. ``'step'``: the loss terms are read on
+            the host before every optimizer step, and training stops there
+            (one device-to-host wait per step on a GPU). ``'device'``: the
+            check stays on the device; a fused optimizer
+            (``optim_wrapper.optimizer.fused=True``) skips the step and the
+            store writes nothing for it, and training stops at the next
+            read, once per ``check_interval`` steps and before every
+            checkpoint, naming the first bad step. Defaults to ``'step'``.
+        check_interval (int, optional): Steps between the host reads of
+            ``finite_check='device'``. None takes the logger's interval,
+            where the loss scalars are read anyway. Defaults to None.
     """
 
     priority = 'NORMAL'
 
-    def __init__(self, alpha_T: float = 0.8,
-                 store: Optional[dict] = None) -> None:
+    def __init__(self,
+                 alpha_T: float = 0.8,
+                 store: Optional[dict] = None,
+                 finite_check: str = 'step',
+                 check_interval: Optional[int] = None) -> None:
         check_unit_interval('PastPredictionHook.alpha_T', alpha_T)
+        if finite_check not in ('step', 'device'):
+            raise config_error(
+                'PastPredictionHook.finite_check', f"must be 'step' or "
+                f"'device', got {finite_check!r}", "'device' keeps the check "
+                'off the host, with a fused optimizer.')
+        if check_interval is not None and (not isinstance(
+                check_interval, int) or check_interval < 1):
+            raise config_error(
+                'PastPredictionHook.check_interval', f'must be a positive '
+                f'int or None, got {check_interval!r}',
+                "None reads at the logger's interval.")
+        self.finite_check = finite_check
+        self.check_interval = check_interval
+        self._guard = DeviceFiniteGuard() if finite_check == 'device' \
+            else None
         self.store_options = dict(store or {})
         unknown = set(self.store_options) - {
             'dtype', 'topk', 'branch_views', 'device'
@@ -160,15 +191,35 @@ class PastPredictionHook(Hook):
         return device
 
     def _check_losses_before_optimizer_steps(self, runner, algorithm) -> None:
-        """Run the algorithm's NaN check as every optimizer's step
-        pre-hook: after the backward, before any weight changes."""
+        """Run the NaN check as every optimizer's step pre-hook: after the
+        backward, before any weight changes; on the host, or on the device
+        with ``finite_check='device'``."""
         wrappers = runner.optim_wrapper
         wrappers = (wrappers.values() if isinstance(
             wrappers, OptimWrapperDict) else [wrappers])
+        if self._guard is None:
+            for wrapper in wrappers:
+                self._step_hook_handles.append(
+                    wrapper.optimizer.register_step_pre_hook(
+                        lambda *args: algorithm.check_losses_finite()))
+            return
+        if self.check_interval is None:
+            loggers = [h for h in runner.hooks if isinstance(h, LoggerHook)]
+            self.check_interval = loggers[0].interval if loggers else 1
+        guard = self._guard
+
+        def before_step(optimizer, *args):
+            pending, algorithm._unchecked_losses = \
+                algorithm._unchecked_losses, None
+            guard.before_step(optimizer, pending and pending[0], runner.iter)
+
         for wrapper in wrappers:
-            self._step_hook_handles.append(
-                wrapper.optimizer.register_step_pre_hook(
-                    lambda *args: algorithm.check_losses_finite()))
+            guard.attach(wrapper.optimizer)
+            self._step_hook_handles += [
+                wrapper.optimizer.register_step_pre_hook(before_step),
+                wrapper.optimizer.register_step_post_hook(
+                    lambda optimizer, *args: guard.after_step(optimizer))
+            ]
 
     def after_train(self, runner) -> None:
         """Take the NaN check off the optimizers again."""
@@ -207,9 +258,18 @@ class PastPredictionHook(Hook):
                          outputs=None) -> None:
         """Write the step's predictions, from every rank, into the store."""
         algorithm = self._algorithm(runner)
-        # Mostly a no-op (the optimizer step checked); costs no extra wait,
-        # since the logging hooks have already read the losses.
-        algorithm.check_losses_finite()
+        valid = None
+        if self._guard is None:
+            # Mostly a no-op (the optimizer step checked); costs no extra
+            # wait, since the logging hooks have already read the losses.
+            algorithm.check_losses_finite()
+        else:
+            if algorithm._unchecked_losses is not None:
+                # No optimizer step ran (gradient accumulation).
+                losses, algorithm._unchecked_losses = \
+                    algorithm._unchecked_losses[0], None
+                self._guard.observe(losses, runner.iter)
+            valid = self._guard.valid
         indices, final, branches = algorithm.pop_step_predictions()
         if get_world_size() > 1:
             # Every rank sees other samples next epoch: keep the full store on
@@ -217,10 +277,30 @@ class PastPredictionHook(Hook):
             indices = torch.cat(all_gather(indices))
             final = torch.cat(all_gather(final))
             branches = torch.cat(all_gather(branches), dim=1)
-        self.store.update(indices, final, branches, runner.epoch)
+        self.store.update(indices, final, branches, runner.epoch, valid)
+        if self._guard is not None and (
+                self.every_n_inner_iters(batch_idx, self.check_interval)
+                or self.end_of_epoch(runner.train_dataloader, batch_idx)):
+            self._guard.raise_if_bad(self._step_context(runner))
+
+    @staticmethod
+    def _step_context(runner):
+        """Where the 0-based iteration ``i`` was, for error messages."""
+
+        def describe(i: int) -> str:
+            last = (runner.message_hub.get_info('last_ckpt')
+                    or 'none saved yet')
+            epoch = i // len(runner.train_dataloader) + 1
+            return (f'epoch {epoch}, iteration {i + 1} '
+                    f'(last checkpoint: {last})')
+
+        return describe
 
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
-        """Save the store with the checkpoint."""
+        """Save the store with the checkpoint (after the device check has
+        read whether every step since the last read was finite)."""
+        if self._guard is not None:
+            self._guard.raise_if_bad(self._step_context(runner))
         if self.store is not None:
             checkpoint[CHECKPOINT_KEY] = self.store.state_dict()
 

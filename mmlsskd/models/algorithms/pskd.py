@@ -173,6 +173,9 @@ class PSKD(BaseAlgorithm):
                 f'which {type(self).__name__} needs to keep a past '
                 f'prediction per training sample', "Keep 'sample_idx' in the "
                 'meta_keys of PackInputs.') from None
+        if inputs.is_cuda:
+            # Page-locked, so that copying them to the GPU does not wait.
+            indices = indices.pin_memory()
         past = self._past_predictions.lookup(indices, inputs.device)
         past_weight = self.alpha * past.written.to(inputs.dtype)
         return labels, indices, past, past_weight
