@@ -53,8 +53,11 @@ class LSSKD(PSKD):
             loss during LSSKD training. Defaults to
             ``dict(type='CrossEntropyLoss', use_soft=True)``.
         loss_feat (dict, optional): Feature-consistency loss between every
-            shallower branch feature and the detached pooled last-stage
-            feature. None drops the term (an ablation). Defaults to
+            shallower branch feature and the detached feature the
+            classifier reads: its neck's output on every view (for a
+            global-average-pooling neck, the pooled last stage; the last
+            stage is pooled here if the neck leaves a feature map). None
+            drops the term (an ablation). Defaults to
             ``dict(type='mmrazor.L2Loss', normalize=False, loss_weight=0.01)``
             (squared L2 distance, averaged over images).
         loss_cls_distill (dict, optional): Distillation of the deepest
