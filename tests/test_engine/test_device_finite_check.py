@@ -92,3 +92,19 @@ def test_bad_check_settings_are_named(kwargs, match):
     from mmlsskd.engine import PastPredictionHook
     with pytest.raises(LSSKDConfigError, match=match):
         PastPredictionHook(**kwargs)
+
+
+def test_resume_with_the_device_check_is_exact(tiny_cfg_options, tmp_path):
+    straight = Runner.from_cfg(device_cfg(tiny_cfg_options,
+                                          tmp_path / 'straight'))
+    straight.train()
+    Runner.from_cfg(device_cfg(tiny_cfg_options, tmp_path / 'split',
+                               train_cfg=dict(max_epochs=1))).train()
+    resumed = Runner.from_cfg(device_cfg(tiny_cfg_options,
+                                         tmp_path / 'split', resume=True))
+    resumed.train()
+    for key, value in straight.model.state_dict().items():
+        assert torch.equal(resumed.model.state_dict()[key], value), key
+    for key, value in hook_of(straight).store.state_dict().items():
+        assert torch.equal(hook_of(resumed).store.state_dict()[key],
+                           value), key
