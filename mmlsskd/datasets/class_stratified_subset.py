@@ -21,11 +21,21 @@ class ClassStratifiedSubset:
     subset. It wraps any mmpretrain dataset and can itself be wrapped
     (``RepeatDataset``, ``ClassBalancedDataset``, ...).
 
+    With ``holdout > 0`` the kept samples of every class are split once
+    more, under the same seed: ``split='holdout'`` gives a held-out
+    ``holdout`` share of them (at least one per class, for choosing
+    settings without the test set) and ``split='train'`` the rest, so the
+    two never share a sample.
+
     Args:
         dataset (BaseDataset | dict): The dataset, or its config.
         fraction (float): Share of every class to keep, in (0, 1]. Every
             class keeps ``round(fraction * n_c)`` samples and at least one.
         seed (int): Seed of the per-class draw. Defaults to 0.
+        holdout (float): Share of the kept samples of every class held out,
+            in [0, 1). Defaults to 0.
+        split (str): ``'train'`` (the kept samples that are not held out)
+            or ``'holdout'``. Defaults to ``'train'``.
         lazy_init (bool): Whether to defer the draw until first use.
             Defaults to False.
     """
@@ -36,12 +46,23 @@ class ClassStratifiedSubset:
                  dataset: Union[BaseDataset, dict],
                  fraction: float,
                  seed: int = 0,
+                 holdout: float = 0.0,
+                 split: str = 'train',
                  lazy_init: bool = False) -> None:
         if not 0.0 < fraction <= 1.0:
             raise ValueError(
                 f'ClassStratifiedSubset keeps a share of every class, so '
                 f'fraction must lie in (0, 1], got {fraction} (use 0.25 for '
                 f'25 %).')
+        if not 0.0 <= holdout < 1.0 or split not in ('train', 'holdout') or \
+                (split == 'holdout' and holdout == 0):
+            raise ValueError(
+                f"ClassStratifiedSubset: holdout must lie in [0, 1) and "
+                f"split be 'train' or 'holdout' (which needs holdout > 0), "
+                f'got holdout={holdout}, split={split!r}; e.g. holdout=0.1 '
+                f"with split='holdout' for a validation tenth.")
+        self.holdout = holdout
+        self.split = split
         if isinstance(dataset, dict):
             dataset = DATASETS.build(dataset)
         self.dataset = dataset
@@ -68,7 +89,14 @@ class ClassStratifiedSubset:
         for label in np.unique(labels):
             members = np.flatnonzero(labels == label)
             count = max(1, int(round(self.fraction * len(members))))
-            kept.append(rng.choice(members, size=count, replace=False))
+            drawn = rng.choice(members, size=count, replace=False)
+            if self.holdout > 0:
+                # At least one held out, and one left to train on.
+                held = min(max(1, int(round(self.holdout * count))),
+                           count - 1)
+                drawn = drawn[:held] if self.split == 'holdout' else \
+                    drawn[held:]
+            kept.append(drawn)
         # Sorted, so the subset keeps the wrapped dataset's order.
         self.indices: List[int] = np.sort(np.concatenate(kept)).tolist()
         self._fully_initialized = True
@@ -109,6 +137,9 @@ class ClassStratifiedSubset:
         return len(self.indices)
 
     def __repr__(self) -> str:
+        split = (f', holdout={self.holdout}, split={self.split!r}'
+                 if self.holdout else '')
         return (f'{type(self).__name__}(fraction={self.fraction}, '
-                f'seed={self.seed}, {len(self)} of {len(self.dataset)} '
-                f'samples of {type(self.dataset).__name__})')
+                f'seed={self.seed}{split}, {len(self)} of '
+                f'{len(self.dataset)} samples of '
+                f'{type(self.dataset).__name__})')

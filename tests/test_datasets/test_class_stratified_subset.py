@@ -85,3 +85,31 @@ def test_wraps_a_lazily_initialised_dataset(tiny_cifar):
 def test_rejects_fractions_outside_0_1(tiny_cifar, fraction):
     with pytest.raises(ValueError, match=r'fraction must lie in \(0, 1\]'):
         ClassStratifiedSubset(cifar(tiny_cifar), fraction=fraction)
+
+
+def test_a_held_out_share_never_meets_the_training_part(tiny_cifar):
+    kept = ClassStratifiedSubset(cifar(tiny_cifar), fraction=1.0, seed=3)
+    train = ClassStratifiedSubset(cifar(tiny_cifar), fraction=1.0, seed=3,
+                                  holdout=0.25, split='train')
+    held = ClassStratifiedSubset(cifar(tiny_cifar), fraction=1.0, seed=3,
+                                 holdout=0.25, split='holdout')
+    # One of every class's 4 is held out; together they are the subset.
+    assert Counter(held.get_gt_labels().tolist()) == {
+        c: 1 for c in range(NUM_CLASSES)}
+    assert Counter(train.get_gt_labels().tolist()) == {
+        c: TRAIN_PER_CLASS - 1 for c in range(NUM_CLASSES)}
+    assert not set(train.indices) & set(held.indices)
+    assert sorted(train.indices + held.indices) == kept.indices
+    # Another seed holds out other images.
+    other = ClassStratifiedSubset(cifar(tiny_cifar), fraction=1.0, seed=4,
+                                  holdout=0.25, split='holdout')
+    assert other.indices != held.indices
+
+
+@pytest.mark.parametrize('kwargs', [
+    dict(holdout=1.0), dict(holdout=-0.1), dict(split='val'),
+    dict(split='holdout')
+])
+def test_bad_holdout_settings_are_explained(tiny_cifar, kwargs):
+    with pytest.raises(ValueError, match='holdout must lie in'):
+        ClassStratifiedSubset(cifar(tiny_cifar), fraction=0.5, **kwargs)

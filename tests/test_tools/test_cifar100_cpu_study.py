@@ -74,3 +74,31 @@ def test_every_study_method_has_a_shipped_resnet20_config():
     assert set(LABELS) == set(METHODS)
     for template in METHODS.values():
         assert (ROOT / template.format(model='resnet20')).exists(), template
+
+
+def test_a_holdout_study_chooses_on_training_images_and_tests_once(
+        tiny_cifar100, tmp_path):
+    data = tiny_cifar100 / 'cifar-100-python'
+    work, results = tmp_path / 'study', tmp_path / 'results'
+    out = run([
+        sys.executable, 'tools/benchmarks/cifar100_cpu_study.py', str(data),
+        '--fraction', '1', '--holdout', '0.5', '--epochs', '1',
+        '--methods', 'lsskd', '--work-dir', str(work), '--results-dir',
+        str(results)
+    ], tmp_path)
+    record = json.loads(
+        (results / 'lsskd_resnet20_1frac_1e_holdout0.5_seed0.json')
+        .read_text())
+    assert record['evaluated_on'] == 'held-out training images'
+    assert 'best_on_test' not in record
+    test = record['test_after_training']
+    assert set(test) == {'top1', 'top5', 'branches_top1'}
+    assert len(test['branches_top1']) == 3
+    # The run trained on half of every class and validated on the other
+    # half, with the test pipeline; the test set was not seen in training.
+    cfg = (work / 'lsskd_seed0/lsskd_resnet20.py').read_text()
+    assert cfg.count("split='holdout'") == 1
+    assert cfg.count("holdout=0.5") == 2
+    header = [line for line in out.splitlines() if line.startswith('|')][0]
+    assert 'held-out top-1, last epoch' in header
+    assert 'test top-1 after training' in header

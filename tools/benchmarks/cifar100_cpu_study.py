@@ -81,6 +81,11 @@ def parse_args() -> argparse.Namespace:
         help='evaluate every this many epochs (and after the last)')
     parser.add_argument('--seeds', type=int, nargs='+', default=[0])
     parser.add_argument(
+        '--holdout', type=float, default=0.0,
+        help='hold out this share of every class of the training subset and '
+        'evaluate on it during training (for choosing options without the '
+        'test set); the test set is then evaluated once, after training')
+    parser.add_argument(
         '--work-dir', default='work_dirs/cifar100_cpu_study',
         help='where the configs, logs and checkpoints go')
     parser.add_argument(
@@ -107,18 +112,23 @@ def study_config(method: str, seed: int,
     cfg = Config.fromfile(str(ROOT / METHODS[method].format(model=args.model)))
     train_set = local_cifar100(args.data, 'train',
                                cfg.train_dataloader.dataset.pipeline)
-    if args.fraction < 1:
-        train_set = dict(
-            type='ClassStratifiedSubset', dataset=train_set,
-            fraction=args.fraction, seed=seed)
-    test_set = local_cifar100(args.data, 'test',
-                              cfg.val_dataloader.dataset.pipeline)
+    test_pipeline = cfg.val_dataloader.dataset.pipeline
+    test_set = local_cifar100(args.data, 'test', test_pipeline)
+    val_set = test_set
+    if args.fraction < 1 or args.holdout:
+        subset = dict(type='ClassStratifiedSubset', fraction=args.fraction,
+                      seed=seed, holdout=args.holdout)
+        train_set = dict(subset, dataset=train_set, split='train')
+        if args.holdout:
+            val_set = dict(subset, split='holdout', dataset=local_cifar100(
+                args.data, 'train', test_pipeline))
     # Two cores: data loading in the main process costs less than workers
     # competing with the training threads.
     cfg.train_dataloader.dataset = train_set
     cfg.train_dataloader.update(num_workers=0, persistent_workers=False)
-    for name in ('val_dataloader', 'test_dataloader'):
-        cfg[name].dataset = test_set
+    for name, dataset in (('val_dataloader', val_set),
+                          ('test_dataloader', test_set)):
+        cfg[name].dataset = dataset
         cfg[name].update(
             num_workers=0, persistent_workers=False, batch_size=256)
 
@@ -162,24 +172,50 @@ def read_run(work_dir: Path) -> dict:
     return dict(curve=curve, s_per_iter=statistics.median(iter_times))
 
 
+def regime(args: argparse.Namespace) -> str:
+    """The part of a result's file name that names the study's regime."""
+    holdout = f'_holdout{args.holdout:g}' if args.holdout else ''
+    return f'{args.model}_{args.fraction:g}frac_{args.epochs}e{holdout}'
+
+
 def result_path(args: argparse.Namespace, method: str, seed: int) -> Path:
-    return Path(args.results_dir) / (
-        f'{method}_{args.model}_{args.fraction:g}frac_{args.epochs}e_'
-        f'seed{seed}.json')
+    return Path(args.results_dir) / f'{method}_{regime(args)}_seed{seed}.json'
+
+
+def test_final_checkpoint(config: Path, run_dir: Path, epochs: int) -> dict:
+    """The test set's metrics of the last epoch's checkpoint."""
+    from mmengine.runner import Runner
+    cfg = Config.fromfile(str(config))
+    cfg.update(load_from=str(run_dir / f'epoch_{epochs}.pth'),
+               work_dir=str(run_dir / 'test'))
+    metrics = Runner.from_cfg(cfg).test()
+    return {k: float(v) for k, v in metrics.items()}
 
 
 def summarise_run(method: str, seed: int, args: argparse.Namespace,
-                  run: dict, wall_s: float) -> dict:
-    """The machine-readable result of one finished run."""
+                  run: dict, wall_s: float, test: dict = None) -> dict:
+    """The machine-readable result of one finished run: with a holdout,
+    ``curve`` and ``last`` are the held-out images' (what options are
+    chosen on) and ``test_after_training`` the test set's."""
     curve = run['curve']
     last = curve[-1]
-    # Reported beside the last epoch, labelled: the reference papers
-    # report the best test epoch, which is chosen on the test set.
-    best = max(curve, key=lambda r: r['accuracy/top1'])
     branches = {
         k: v
         for k, v in last.items() if k.startswith('aux/branch')
     }
+    extra = {}
+    if test is None:
+        # Reported beside the last epoch, labelled: the reference papers
+        # report the best test epoch, which is chosen on the test set.
+        best = max(curve, key=lambda r: r['accuracy/top1'])
+        extra['best_on_test'] = dict(epoch=best['epoch'],
+                                     top1=best['accuracy/top1'],
+                                     top5=best['accuracy/top5'])
+    else:
+        extra['test_after_training'] = dict(
+            top1=test['accuracy/top1'], top5=test['accuracy/top5'],
+            branches_top1={k: v for k, v in test.items()
+                           if k.startswith('aux/branch')})
     return dict(
         method=method,
         config=METHODS[method].format(model=args.model),
@@ -188,10 +224,12 @@ def summarise_run(method: str, seed: int, args: argparse.Namespace,
         fraction=args.fraction,
         epochs=args.epochs,
         val_interval=args.val_interval,
+        evaluated_on=('held-out training images' if test is not None else
+                      'test set'),
+        holdout=args.holdout,
         last=dict(epoch=last['epoch'], top1=last['accuracy/top1'],
                   top5=last['accuracy/top5'], branches_top1=branches),
-        best_on_test=dict(epoch=best['epoch'], top1=best['accuracy/top1'],
-                          top5=best['accuracy/top5']),
+        **extra,
         curve=curve,
         wall_s=round(wall_s, 1),
         s_per_iter=run['s_per_iter'],
@@ -209,8 +247,7 @@ def load_results(args: argparse.Namespace) -> dict:
     results = {}
     for method in METHODS:
         for path in sorted(Path(args.results_dir).glob(
-                f'{method}_{args.model}_{args.fraction:g}frac_'
-                f'{args.epochs}e_seed*.json')):
+                f'{method}_{regime(args)}_seed*.json')):
             results.setdefault(method, []).append(json.loads(
                 path.read_text()))
     return results
@@ -230,7 +267,12 @@ def table(results: dict) -> list:
     num_branches = max((len(r['last']['branches_top1'])
                         for runs in results.values() for r in runs),
                        default=0)
-    header = ['method', 'seeds', 'top-1, last epoch', 'top-5, last epoch',
+    holdout = any('test_after_training' in r for runs in results.values()
+                  for r in runs)
+    on = 'held-out' if holdout else 'test'
+    header = ['method', 'seeds', f'{on} top-1, last epoch',
+              f'{on} top-5, last epoch',
+              'test top-1 after training' if holdout else
               'top-1, best test epoch (not a result)',
               'last top-1 minus CE, paired'] + [
                   f'branch {s} top-1' for s in range(1, num_branches + 1)
@@ -243,7 +285,8 @@ def table(results: dict) -> list:
             LABELS[method], ', '.join(str(r['seed']) for r in runs),
             mean_std(r['last']['top1'] for r in runs),
             mean_std(r['last']['top5'] for r in runs),
-            mean_std(r['best_on_test']['top1'] for r in runs),
+            mean_std(r['test_after_training']['top1'] if holdout else
+                     r['best_on_test']['top1'] for r in runs),
             mean_std(paired) if paired and method != 'ce' else '-'
         ] + [
             mean_std(r['last']['branches_top1'][f'aux/branch{s}_top1']
@@ -324,8 +367,10 @@ def main() -> None:
                 '--work-dir', str(run_dir)
             ], check=True)
             wall_s = time.perf_counter() - start
+            test = (test_final_checkpoint(config, run_dir, args.epochs)
+                    if args.holdout else None)
             result = summarise_run(method, seed, args, read_run(run_dir),
-                                   wall_s)
+                                   wall_s, test)
             out.write_text(json.dumps(result, indent=1) + '\n')
             print(f'{method} seed {seed}: {wall_s / 60:.1f} min, '
                   f'top-1 {result["last"]["top1"]:.2f} -> {out}', flush=True)
@@ -338,8 +383,11 @@ def main() -> None:
     plot_path = Path(args.plot) if args.plot else work_dir / 'accuracy.png'
     plot(results, plot_path)
     rows = table(results)
+    evaluated = (f'evaluated on a held-out {args.holdout:g} of it during '
+                 f'training and on the full test set after'
+                 if args.holdout else 'full test set')
     caption = (f'{args.model}, {args.fraction:g} of every class, '
-               f'{args.epochs} epochs, full test set; mean ± standard '
+               f'{args.epochs} epochs, {evaluated}; mean ± standard '
                f'deviation over seeds; built by '
                f'`tools/benchmarks/cifar100_cpu_study.py` from '
                f'`{os.path.relpath(args.results_dir, ROOT)}/`.')
