@@ -102,3 +102,11 @@ def test_a_holdout_study_chooses_on_training_images_and_tests_once(
     header = [line for line in out.splitlines() if line.startswith('|')][0]
     assert 'held-out top-1, last epoch' in header
     assert 'test top-1 after training' in header
+
+
+def test_a_holdout_table_is_not_written_into_the_readme(tmp_path):
+    out = run([
+        sys.executable, 'tools/benchmarks/cifar100_cpu_study.py', 'data',
+        '--holdout', '0.1', '--update-readme', '--report-only'
+    ], tmp_path, succeed=False)
+    assert '--update-readme writes the test-set table' in out

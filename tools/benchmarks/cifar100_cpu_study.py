@@ -103,7 +103,12 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         '--cfg-options', nargs='+', action=DictAction, default={},
         help='extra key=value overrides for every method (tools/train.py)')
-    return parser.parse_args()
+    args = parser.parse_args()
+    if args.holdout and args.update_readme:
+        parser.error('--update-readme writes the test-set table of README.md;'
+                     ' a --holdout study is for choosing options: print its '
+                     'table without --update-readme.')
+    return args
 
 
 def study_config(method: str, seed: int,
