@@ -279,3 +279,19 @@ def test_repeat_dataset_keeps_one_entry_per_image(tiny_cfg_options,
     # Sized for the 20 images, not the 60 repeated samples; all written.
     assert store.num_samples == NUM_TRAIN
     assert store.written_epoch.tolist() == [0] * NUM_TRAIN
+
+
+def test_a_run_without_epoch_seed_hook_is_told_resume_is_inexact(
+        tiny_cfg_options, tmp_path):
+    def warned(work_dir, hooks):
+        cfg = make_cfg(tiny_cfg_options, work_dir, custom_hooks=hooks,
+                       train_cfg=dict(max_epochs=1))
+        Runner.from_cfg(cfg).train()
+        log = next(work_dir.glob('*/*.log')).read_text()
+        return 'has no EpochSeedHook, so --resume will not continue ' \
+            'exactly' in log
+
+    store_only = [dict(type='PastPredictionHook', alpha_T=0.8)]
+    assert warned(tmp_path / 'without', store_only)
+    assert not warned(tmp_path / 'with',
+                      store_only + [dict(type='EpochSeedHook')])

@@ -128,6 +128,13 @@ class PastPredictionHook(Hook):
                     "writes the next one, so an interrupted write can lose "
                     "the weights and past predictions: use default_hooks="
                     "dict(checkpoint=dict(type='AtomicCheckpointHook')).")
+        if not any(type(h).__name__ == 'EpochSeedHook' for h in runner.hooks):
+            runner.logger.warning(
+                "custom_hooks has no EpochSeedHook, so --resume will not "
+                "continue exactly: the resumed run draws other "
+                "augmentations (and, without a fixed seed, another data "
+                "order) than the uninterrupted run would. Add "
+                "dict(type='EpochSeedHook') to custom_hooks.")
         path, purpose = self._checkpoint_to_load(runner)
         if path is not None:
             check_checkpoint_file(path, purpose)
