@@ -15,7 +15,7 @@ from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
 import mmlsskd  # noqa: F401  (patches mmrazor and checkpoint loading first)
-from mmlsskd.utils import setup_cpu_distributed
+from mmlsskd.utils import destroy_process_group, setup_cpu_distributed
 
 
 def parse_args() -> argparse.Namespace:
@@ -130,4 +130,7 @@ def main() -> None:
 
 
 if __name__ == '__main__':
-    main()
+    try:
+        main()
+    finally:
+        destroy_process_group()

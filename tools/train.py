@@ -8,7 +8,8 @@ from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
 import mmlsskd  # noqa: F401  (patches mmrazor and checkpoint loading first)
-from mmlsskd.utils import reuse_freed_heap_memory, setup_cpu_distributed
+from mmlsskd.utils import (destroy_process_group, reuse_freed_heap_memory,
+                           setup_cpu_distributed)
 
 
 def parse_args() -> argparse.Namespace:
@@ -125,4 +126,7 @@ def main() -> None:
 
 
 if __name__ == '__main__':
-    main()
+    try:
+        main()
+    finally:
+        destroy_process_group()

@@ -1,5 +1,5 @@
 from .cpu_allocator import reuse_freed_heap_memory
-from .distributed import setup_cpu_distributed
+from .distributed import destroy_process_group, setup_cpu_distributed
 from .mmrazor_compat import patch_mmrazor_quantization
 from .safe_checkpoint import allow_mmengine_checkpoint_types
 from .validation import (LSSKDCheckpointError, LSSKDConfigError,
@@ -7,6 +7,7 @@ from .validation import (LSSKDCheckpointError, LSSKDConfigError,
 
 __all__ = [
     'LSSKDCheckpointError', 'LSSKDConfigError', 'NonFiniteLossError',
-    'allow_mmengine_checkpoint_types', 'patch_mmrazor_quantization',
+    'allow_mmengine_checkpoint_types', 'destroy_process_group',
+    'patch_mmrazor_quantization',
     'reuse_freed_heap_memory', 'setup_cpu_distributed'
 ]

@@ -36,3 +36,14 @@ def setup_cpu_distributed(cfg: Config, launcher: str) -> None:
         type='MMDistributedDataParallel', broadcast_buffers=False)
     wrapper['device_ids'] = None
     cfg.model_wrapper_cfg = wrapper
+
+
+def destroy_process_group() -> None:
+    """End the process group, if any, before the interpreter exits.
+
+    Left to the interpreter's shutdown, gloo's background threads can be
+    torn down while still running, and a rank aborts at exit ("terminate
+    called without an active exception") after the run itself succeeded.
+    """
+    if torch_dist.is_available() and torch_dist.is_initialized():
+        torch_dist.destroy_process_group()
