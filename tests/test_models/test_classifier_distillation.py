@@ -30,13 +30,14 @@ def test_branch_class_logits_take_each_views_own_rotation_column():
     batch_size, k, c = 2, 4, NUM_CLASSES
     joint = torch.arange(k * batch_size * c * k, dtype=torch.float).view(
         k * batch_size, c * k)
-    got = model._branch_class_logits(joint, k, batch_size)
+    got = model.view_transform.class_logits(joint, batch_size)
     for row in range(k * batch_size):
         view = row // batch_size
         assert torch.equal(got[row], joint[row, view::k])
     # One view: the unrotated rows only.
     assert torch.equal(
-        model._branch_class_logits(joint, 1, batch_size), got[:batch_size])
+        model.view_transform.class_logits(joint, batch_size, 1),
+        got[:batch_size])
 
 
 def test_classifier_distillation_on_the_unrotated_view_by_hand():

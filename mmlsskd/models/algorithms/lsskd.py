@@ -202,11 +202,17 @@ class LSSKD(PSKD):
         # The auxiliary branches see every view, with joint labels.
         aux_feats = self.aux_neck(stages)
         aux_logits = self.aux_head(aux_feats)
+        # The deepest branch's class logits of the views the classifier
+        # classifies, detached: its teacher and its target's share.
+        teacher = None
+        if self.loss_cls_distill is not None or self.branch_target_weight:
+            teacher = self.view_transform.class_logits(
+                aux_logits[-1].detach(), batch, head_rows // batch)
         losses = dict(
             loss_cls=self.loss_cls(
                 cls_logits,
                 self._classifier_targets(labels, past, past_weight,
-                                         aux_logits[-1], batch)))
+                                         teacher)))
         losses.update(
             self.aux_head.loss(aux_logits,
                                self.view_transform.joint_labels(labels),
@@ -214,8 +220,6 @@ class LSSKD(PSKD):
                                self.alpha * past.branch_written.to(
                                    inputs.dtype)))
         if self.loss_cls_distill is not None:
-            teacher = self._branch_class_logits(aux_logits[-1].detach(),
-                                                head_rows // batch, batch)
             losses['loss_cls_distill'] = self.loss_cls_distill(
                 logits, teacher)
 
@@ -234,33 +238,15 @@ class LSSKD(PSKD):
             branch_probs.unflatten(1, (self.num_views, batch)).transpose(1, 2))
         return losses
 
-    def _branch_class_logits(self, joint_logits: torch.Tensor,
-                             num_views: int, batch: int) -> torch.Tensor:
-        """Class logits of the first ``num_views`` views from joint logits.
-
-        View ``k``'s class logits are the joint logits ``c * K + k`` of its
-        own transform, so their softmax is the branch's class distribution
-        of that view.
-
-        Returns:
-            torch.Tensor: (num_views * B, C), view-major.
-        """
-        joint = joint_logits[:num_views * batch].unflatten(
-            1, (self.num_classes, self.num_views))
-        view_of_row = torch.arange(
-            num_views, device=joint.device).repeat_interleave(batch)
-        return joint[torch.arange(joint.size(0), device=joint.device), :,
-                     view_of_row]
-
     def _classifier_targets(self, labels, past, past_weight,
-                            deepest_logits, batch) -> torch.Tensor:
+                            branch_logits) -> torch.Tensor:
         """The progressive soft target, with the deepest branch's class
-        distribution mixed in when ``branch_target_weight > 0``."""
+        distribution (from its detached ``branch_logits``, unrotated views
+        first) mixed in when ``branch_target_weight > 0``."""
         targets = progressive_targets(labels, self.num_classes, past.final,
                                       past_weight)
         if self.branch_target_weight > 0:
-            branch_probs = self._branch_class_logits(
-                deepest_logits.detach(), 1, batch).softmax(dim=1)
+            branch_probs = branch_logits[:len(labels)].softmax(dim=1)
             targets = torch.lerp(targets, branch_probs.to(targets.dtype),
                                  self.branch_target_weight)
         return targets

@@ -71,13 +71,37 @@ class RotationViews(nn.Module):
         return (labels.unsqueeze(0) * self.num_views +
                 views.unsqueeze(1)).reshape(-1)
 
-    def class_probabilities(self, joint_logits: torch.Tensor,
-                            batch_size: int) -> torch.Tensor:
-        """Class distributions from joint-label logits over all views.
+    def class_logits(self, joint_logits: torch.Tensor, batch_size: int,
+                     num_views: int = None) -> torch.Tensor:
+        """Each view's class logits from joint-label logits.
 
         For view ``k`` only the joint labels ``c * K + k`` match the
-        transform that was applied; the softmax over those ``C`` logits is
-        that view's class distribution, and the views are averaged.
+        transform that was applied: those ``C`` logits are that view's class
+        logits, and their softmax its class distribution.
+
+        Args:
+            joint_logits (torch.Tensor): Logits of (at least) the first
+                ``num_views`` views of :meth:`forward`, shape
+                (>= num_views * B, C * K), view-major.
+            batch_size (int): ``B``.
+            num_views (int, optional): How many views, from the first.
+                Defaults to all ``K``.
+
+        Returns:
+            torch.Tensor: Class logits of shape (num_views * B, C),
+            view-major.
+        """
+        num_views = self.num_views if num_views is None else num_views
+        rows = num_views * batch_size
+        joint = joint_logits[:rows].unflatten(1, (-1, self.num_views))
+        own = torch.arange(
+            num_views, device=joint.device).repeat_interleave(batch_size)
+        return joint[torch.arange(rows, device=joint.device), :, own]
+
+    def class_probabilities(self, joint_logits: torch.Tensor,
+                            batch_size: int) -> torch.Tensor:
+        """Class distributions from joint-label logits over all views: the
+        softmax of every view's :meth:`class_logits`, averaged over views.
 
         Args:
             joint_logits (torch.Tensor): Logits of the views of
@@ -87,9 +111,5 @@ class RotationViews(nn.Module):
         Returns:
             torch.Tensor: Class probabilities of shape (B, C).
         """
-        # (K*B, C*K) -> (K, B, C, K); keep view k's own column k.
-        logits = joint_logits.reshape(self.num_views, batch_size, -1,
-                                      self.num_views)
-        views = torch.arange(self.num_views, device=joint_logits.device)
-        matched = logits[views, :, :, views]  # (K, B, C)
-        return matched.softmax(dim=-1).mean(dim=0)
+        return self.class_logits(joint_logits, batch_size).softmax(
+            dim=-1).unflatten(0, (self.num_views, batch_size)).mean(dim=0)
