@@ -5,6 +5,13 @@ from mmengine.hooks import LoggerHook, RuntimeInfoHook
 from mmpretrain.registry import HOOKS
 
 
+def logger_interval(runner) -> int:
+    """The steps at which the run's ``LoggerHook`` reads the message hub
+    (every step without one)."""
+    loggers = [h for h in runner.hooks if isinstance(h, LoggerHook)]
+    return loggers[0].interval if loggers else 1
+
+
 @HOOKS.register_module()
 class BatchedRuntimeInfoHook(RuntimeInfoHook):
     """mmengine's ``RuntimeInfoHook``, reading the loss scalars from the
@@ -41,8 +48,7 @@ class BatchedRuntimeInfoHook(RuntimeInfoHook):
         """Take the logger's interval unless one was given."""
         super().before_train(runner)
         if self.interval is None:
-            loggers = [h for h in runner.hooks if isinstance(h, LoggerHook)]
-            self.interval = loggers[0].interval if loggers else 1
+            self.interval = logger_interval(runner)
         self._pending = []
 
     def after_train_iter(self,

@@ -2,7 +2,7 @@ from typing import Optional
 
 import torch
 from mmengine.dist import all_gather, get_world_size
-from mmengine.hooks import CheckpointHook, Hook, LoggerHook
+from mmengine.hooks import CheckpointHook, Hook
 from mmengine.model import is_model_wrapper
 from mmengine.optim import OptimWrapperDict
 from mmengine.runner import EpochBasedTrainLoop, find_latest_checkpoint
@@ -16,6 +16,7 @@ from ...utils.validation import (LSSKDCheckpointError,
                                   config_error, sample_index_space)
 from ..device_finite_guard import DeviceFiniteGuard
 from ..past_prediction_store import PastPredictionStore
+from .batched_runtime_info_hook import logger_interval
 
 CHECKPOINT_KEY = 'lsskd_past_predictions'
 
@@ -211,8 +212,7 @@ class PastPredictionHook(Hook):
                         lambda *args: algorithm.check_losses_finite()))
             return
         if self.check_interval is None:
-            loggers = [h for h in runner.hooks if isinstance(h, LoggerHook)]
-            self.check_interval = loggers[0].interval if loggers else 1
+            self.check_interval = logger_interval(runner)
         guard = self._guard
 
         def before_step(optimizer, *args):
@@ -253,10 +253,8 @@ class PastPredictionHook(Hook):
             # reading them costs no host-device synchronisation.
             check_labels(torch.cat([s.gt_label for s in samples]),
                          algorithm.num_classes)
-        last = runner.message_hub.get_info('last_ckpt') or 'none saved yet'
-        algorithm.step_context = (
-            f'epoch {runner.epoch + 1}, iteration {runner.iter + 1} '
-            f'(last checkpoint: {last})')
+        algorithm.step_context = self._describe_step(runner, runner.iter,
+                                                     runner.epoch)
 
     def after_train_iter(self,
                          runner,
@@ -288,26 +286,25 @@ class PastPredictionHook(Hook):
         if self._guard is not None and (
                 self.every_n_inner_iters(batch_idx, self.check_interval)
                 or self.end_of_epoch(runner.train_dataloader, batch_idx)):
-            self._guard.raise_if_bad(self._step_context(runner))
+            self._guard.raise_if_bad(
+                lambda i: self._describe_step(runner, i))
 
     @staticmethod
-    def _step_context(runner):
-        """Where the 0-based iteration ``i`` was, for error messages."""
-
-        def describe(i: int) -> str:
-            last = (runner.message_hub.get_info('last_ckpt')
-                    or 'none saved yet')
-            epoch = i // len(runner.train_dataloader) + 1
-            return (f'epoch {epoch}, iteration {i + 1} '
-                    f'(last checkpoint: {last})')
-
-        return describe
+    def _describe_step(runner, iteration: int, epoch: int = None) -> str:
+        """Where the 0-based ``iteration`` (of the 0-based ``epoch``, by
+        default the one it falls in) is, for error messages."""
+        if epoch is None:
+            epoch = iteration // len(runner.train_dataloader)
+        last = runner.message_hub.get_info('last_ckpt') or 'none saved yet'
+        return (f'epoch {epoch + 1}, iteration {iteration + 1} '
+                f'(last checkpoint: {last})')
 
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
         """Save the store with the checkpoint (after the device check has
         read whether every step since the last read was finite)."""
         if self._guard is not None:
-            self._guard.raise_if_bad(self._step_context(runner))
+            self._guard.raise_if_bad(
+                lambda i: self._describe_step(runner, i))
         if self.store is not None:
             checkpoint[CHECKPOINT_KEY] = self.store.state_dict()
 
