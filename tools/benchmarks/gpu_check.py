@@ -41,14 +41,13 @@ from pathlib import Path
 
 import torch
 from mmengine.hooks import Hook
-from mmengine.runner import Runner
 
 import mmlsskd  # noqa: F401  (registers LSSKD's components)
 
 from cifar100_students import add_student_arguments  # beside this script
 from interleaved_timing import interleaved_medians  # beside this script
-from training_efficiency import (SetupOnlyLoop, rotated_batch, step_config,
-                                 training_step)
+from training_efficiency import (build_runner, ready_to_step, rotated_batch,
+                                 step_config, training_step)
 
 ROOT = Path(__file__).resolve().parents[2]
 METHODS = {  # method: (config, every rotated view as a batch)
@@ -115,6 +114,10 @@ def slug(*parts: str) -> str:
     return '_'.join(p.replace(', ', '-').replace(' ', '-') for p in parts)
 
 
+def channels_last(variant: str) -> bool:
+    return VARIANTS[variant][1] == 'channels_last'
+
+
 def configure(method: str, path: str, variant: str, args, work_dir: str,
               fraction=None):
     """The config of one timed candidate."""
@@ -128,11 +131,8 @@ def configure(method: str, path: str, variant: str, args, work_dir: str,
             hook_cfg['store'] = dict(hook_cfg.get('store') or {},
                                      device=store_device)
             hook_cfg['finite_check'] = finite_check
-    precision, memory_format = VARIANTS[variant]
-    if precision == 'bfloat16':
+    if VARIANTS[variant][0] == 'bfloat16':
         cfg.optim_wrapper.update(type='AmpOptimWrapper', dtype='bfloat16')
-    if memory_format == 'channels_last' and config != 'plain':
-        cfg.model.channels_last = True
     cfg.train_dataloader.update(
         num_workers=args.workers, persistent_workers=args.workers > 0,
         pin_memory=torch.cuda.is_available())
@@ -165,10 +165,7 @@ def epoch_ms_per_iter(method, path, variant, args, work_dir) -> float:
     cfg = configure(method, path, variant, args, work_dir,
                     args.epoch_fraction)
     cfg.train_cfg.update(max_epochs=2, val_interval=100)
-    runner = Runner.from_cfg(cfg)
-    if VARIANTS[variant][1] == 'channels_last' and METHODS[method][0] == \
-            'plain':
-        runner.model.to(memory_format=torch.channels_last)
+    runner = build_runner(cfg, channels_last(variant))
     timer = EpochTimer()
     runner.register_hook(timer)
     if METHODS[method][1]:
@@ -191,14 +188,7 @@ def epoch_ms_per_iter(method, path, variant, args, work_dir) -> float:
 def step_runner(method, path, variant, args, work_dir):
     cfg = configure(method, path, variant, args, work_dir)
     cfg.train_dataloader.update(num_workers=0, persistent_workers=False)
-    runner = Runner.from_cfg(cfg)
-    if VARIANTS[variant][1] == 'channels_last' and METHODS[method][0] == \
-            'plain':
-        runner.model.to(memory_format=torch.channels_last)
-    runner._train_loop = SetupOnlyLoop(
-        runner=runner, dataloader=runner._train_dataloader,
-        max_epochs=cfg.train_cfg.max_epochs)
-    runner.train()
+    runner = ready_to_step(build_runner(cfg, channels_last(variant)))
     batch = next(iter(runner.train_dataloader))
     if METHODS[method][1]:
         batch = rotated_batch(batch, 4)

@@ -116,23 +116,35 @@ def step_config(name: str, args: argparse.Namespace, work_dir: str,
     return cfg
 
 
-def set_up_runner(name: str, args: argparse.Namespace, work_dir: str,
-                  channels_last: bool = False) -> Runner:
-    """A Runner of the ``name`` config on real CIFAR-100, set up to step."""
-    cfg = step_config(name, args, work_dir)
-    if channels_last and name != 'plain':
+def build_runner(cfg: Config, channels_last: bool = False) -> Runner:
+    """A Runner of ``cfg``, its weights in channels-last layout if asked."""
+    wrapped = cfg.model.type in ('PSKD', 'LSSKD')
+    if channels_last and wrapped:
         cfg.model.channels_last = True
     runner = Runner.from_cfg(cfg)
-    if channels_last and name == 'plain':
+    if channels_last and not wrapped:
         # mmpretrain's classifier has no such option: convert it in place,
         # as PSKD/LSSKD(channels_last=True) do.
         runner.model.to(memory_format=torch.channels_last)
+    return runner
+
+
+def ready_to_step(runner: Runner) -> Runner:
+    """Set ``runner`` up as a training run does, so that single steps can
+    be timed with ``run_iter``."""
     runner._train_loop = SetupOnlyLoop(
         runner=runner,
         dataloader=runner._train_dataloader,
-        max_epochs=cfg.train_cfg.max_epochs)
+        max_epochs=runner.cfg.train_cfg.max_epochs)
     runner.train()
     return runner
+
+
+def set_up_runner(name: str, args: argparse.Namespace, work_dir: str,
+                  channels_last: bool = False) -> Runner:
+    """A Runner of the ``name`` config on real CIFAR-100, set up to step."""
+    return ready_to_step(
+        build_runner(step_config(name, args, work_dir), channels_last))
 
 
 def rotated_batch(batch: dict, num_views: int) -> dict:
