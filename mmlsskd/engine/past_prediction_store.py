@@ -213,10 +213,11 @@ class PastPredictionStore:
             (slice(None), indices),
             branches.detach()[:, :, :self.stored_views].to(
                 device, non_blocking=True), valid)
-        epochs = torch.full_like(indices, epoch)
-        if valid is not None:
-            epochs = torch.where(valid, epochs, self.written_epoch[indices])
-        self.written_epoch[indices] = epochs
+        if valid is None:
+            self.written_epoch[indices] = epoch
+        else:
+            self.written_epoch[indices] = torch.where(
+                valid, epoch, self.written_epoch[indices])
 
     def state_dict(self) -> Dict[str, torch.Tensor]:
         """The store's own tensors (no copies), for a checkpoint."""
