@@ -27,6 +27,11 @@ class ClassStratifiedSubset:
     settings without the test set) and ``split='train'`` the rest, so the
     two never share a sample.
 
+    ``split='unused'`` gives the wrapped dataset's samples that the draw
+    left out (needs ``fraction < 1``): images from the training
+    distribution that the run never trains on, a large validation set for
+    choosing settings that costs the training subset nothing.
+
     Args:
         dataset (BaseDataset | dict): The dataset, or its config.
         fraction (float): Share of every class to keep, in (0, 1]. Every
@@ -34,8 +39,8 @@ class ClassStratifiedSubset:
         seed (int): Seed of the per-class draw. Defaults to 0.
         holdout (float): Share of the kept samples of every class held out,
             in [0, 1). Defaults to 0.
-        split (str): ``'train'`` (the kept samples that are not held out)
-            or ``'holdout'``. Defaults to ``'train'``.
+        split (str): ``'train'`` (the kept samples that are not held out),
+            ``'holdout'`` or ``'unused'``. Defaults to ``'train'``.
         lazy_init (bool): Whether to defer the draw until first use.
             Defaults to False.
     """
@@ -54,13 +59,19 @@ class ClassStratifiedSubset:
                 f'ClassStratifiedSubset keeps a share of every class, so '
                 f'fraction must lie in (0, 1], got {fraction} (use 0.25 for '
                 f'25 %).')
-        if not 0.0 <= holdout < 1.0 or split not in ('train', 'holdout') or \
+        if not 0.0 <= holdout < 1.0 or \
+                split not in ('train', 'holdout', 'unused') or \
                 (split == 'holdout' and holdout == 0):
             raise ValueError(
                 f"ClassStratifiedSubset: holdout must lie in [0, 1) and "
-                f"split be 'train' or 'holdout' (which needs holdout > 0), "
-                f'got holdout={holdout}, split={split!r}; e.g. holdout=0.1 '
-                f"with split='holdout' for a validation tenth.")
+                f"split be 'train', 'holdout' (which needs holdout > 0) or "
+                f"'unused', got holdout={holdout}, split={split!r}; e.g. "
+                f"holdout=0.1 with split='holdout' for a validation tenth.")
+        if split == 'unused' and fraction == 1.0:
+            raise ValueError(
+                "ClassStratifiedSubset: split='unused' is the samples the "
+                'draw leaves out, and fraction=1.0 leaves none; use a '
+                "fraction below 1, or split='holdout' with holdout > 0.")
         self.holdout = holdout
         self.split = split
         if isinstance(dataset, dict):
@@ -90,7 +101,9 @@ class ClassStratifiedSubset:
             members = np.flatnonzero(labels == label)
             count = max(1, int(round(self.fraction * len(members))))
             drawn = rng.choice(members, size=count, replace=False)
-            if self.holdout > 0:
+            if self.split == 'unused':
+                drawn = np.setdiff1d(members, drawn)
+            elif self.holdout > 0:
                 # At least one held out, and one left to train on.
                 held = min(max(1, int(round(self.holdout * count))),
                            count - 1)
@@ -137,8 +150,9 @@ class ClassStratifiedSubset:
         return len(self.indices)
 
     def __repr__(self) -> str:
-        split = (f', holdout={self.holdout}, split={self.split!r}'
-                 if self.holdout else '')
+        split = f', split={self.split!r}' if self.split != 'train' else ''
+        if self.holdout:
+            split = f', holdout={self.holdout}' + (split or ", split='train'")
         return (f'{type(self).__name__}(fraction={self.fraction}, '
                 f'seed={self.seed}{split}, {len(self)} of '
                 f'{len(self.dataset)} samples of '

@@ -106,6 +106,28 @@ def test_a_held_out_share_never_meets_the_training_part(tiny_cifar):
     assert other.indices != held.indices
 
 
+def test_the_unused_split_is_every_sample_the_draw_left_out(tiny_cifar):
+    kept = ClassStratifiedSubset(cifar(tiny_cifar), fraction=0.5, seed=3)
+    unused = ClassStratifiedSubset(cifar(tiny_cifar), fraction=0.5, seed=3,
+                                   split='unused')
+    assert Counter(unused.get_gt_labels().tolist()) == {
+        c: TRAIN_PER_CLASS // 2 for c in range(NUM_CLASSES)}
+    assert not set(kept.indices) & set(unused.indices)
+    assert sorted(kept.indices + unused.indices) == list(
+        range(len(kept.dataset)))
+    # A holdout splits the kept samples only; the unused ones stay out.
+    with_holdout = ClassStratifiedSubset(cifar(tiny_cifar), fraction=0.5,
+                                         seed=3, holdout=0.5, split='unused')
+    assert with_holdout.indices == unused.indices
+    assert "split='unused'" in repr(unused)
+
+
+def test_nothing_is_unused_when_every_sample_is_kept(tiny_cifar):
+    with pytest.raises(ValueError, match='fraction=1.0 leaves none'):
+        ClassStratifiedSubset(cifar(tiny_cifar), fraction=1.0,
+                              split='unused')
+
+
 @pytest.mark.parametrize('kwargs', [
     dict(holdout=1.0), dict(holdout=-0.1), dict(split='val'),
     dict(split='holdout')

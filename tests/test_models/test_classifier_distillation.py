@@ -173,3 +173,33 @@ def test_precise_bn_recalibrates_the_classifier_on_unrotated_images(
         results.append(after)
     for k in results[0]:
         assert torch.equal(results[0][k], results[1][k]), k
+
+
+def test_precise_bn_leaves_the_training_path_unchanged(tiny_cfg_options,
+                                                       tmp_path):
+    """PreciseBNHook changes BN statistics and nothing that training uses:
+    with EpochSeedHook reseeding every epoch, the weights and the store
+    after two epochs are those of the same run without it, bit for bit
+    (what lets the CIFAR study derive the recalibrated result from the
+    plain run's checkpoint)."""
+    base = [dict(type='PastPredictionHook', alpha_T=0.8),
+            dict(type='EpochSeedHook')]
+    precise = dict(type='PreciseBNHook', num_samples=16,
+                   priority='ABOVE_NORMAL')
+    states = []
+    for name, hooks in (('plain', base), ('precise', base + [precise])):
+        cfg = make_cfg(tiny_cfg_options, tmp_path / name,
+                       train_cfg=dict(max_epochs=2), custom_hooks=hooks,
+                       randomness=dict(seed=0))
+        runner = Runner.from_cfg(cfg)
+        runner.train()
+        states.append((
+            {k: v.clone() for k, v in runner.model.named_parameters()},
+            hook_of(runner).store.state_dict(),
+            bn_state(runner.model.architecture)))
+    (params, store, bn), (params_p, store_p, bn_p) = states
+    for k in params:
+        assert torch.equal(params[k], params_p[k]), k
+    for k in store:
+        assert torch.equal(store[k], store_p[k]), k
+    assert any(not torch.equal(bn[k], bn_p[k]) for k in bn)

@@ -39,6 +39,12 @@ def test_study_writes_a_result_per_run_and_builds_the_table_from_them(
     assert set(lsskd['last']['branches_top1']) == {
         'aux/branch1_top1', 'aux/branch2_top1', 'aux/branch3_top1'}
     assert lsskd['wall_s'] > 0 and lsskd['s_per_iter'] > 0
+    # Chosen on: the final checkpoint on the half of every class that the
+    # seed's subset left out, with the test pipeline.
+    selection = lsskd['selection']
+    assert selection['images'] == 'training images outside the subset'
+    assert 0 <= selection['top1'] <= selection['top5'] <= 100
+    assert len(selection['branches_top1']) == 3
     # The seed picks the subset as well as the initialisation.
     cfg = (work / 'lsskd_seed1/lsskd_resnet20.py').read_text()
     assert 'ClassStratifiedSubset' in cfg and 'seed=1' in cfg
@@ -46,6 +52,7 @@ def test_study_writes_a_result_per_run_and_builds_the_table_from_them(
 
     table = table_of(out)
     assert len(table) == 4  # header, rule and two methods
+    assert 'top-1 on unused training images (chosen on)' in table[0]
     assert table[2].startswith('| Cross-entropy | 0, 1 |')
     assert table[3].startswith('| LSSKD (paper) | 0, 1 |')
     assert (work / 'accuracy.png').stat().st_size > 10_000
@@ -56,6 +63,15 @@ def test_study_writes_a_result_per_run_and_builds_the_table_from_them(
                       '--seeds', '0', '1'), tmp_path)
     assert again.count('skipped') == 4 and 'Epoch(train)' not in again
     assert table_of(again) == table
+    # A result without its selection figure gets it from its checkpoint,
+    # and the evaluation is deterministic.
+    ce1 = results / 'ce_resnet20_0.5frac_2e_seed1.json'
+    record = json.loads(ce1.read_text())
+    ce1.write_text(json.dumps({k: v for k, v in record.items()
+                               if k != 'selection'}))
+    run(study(data, work, results, '--methods', 'ce', '--seeds', '1'),
+        tmp_path)
+    assert json.loads(ce1.read_text())['selection'] == record['selection']
     # A file's numbers are what the table shows: edit one, see it move.
     ce0 = results / 'ce_resnet20_0.5frac_2e_seed0.json'
     record = json.loads(ce0.read_text())
@@ -66,6 +82,33 @@ def test_study_writes_a_result_per_run_and_builds_the_table_from_them(
                        '--report-only'), tmp_path)
     mean = (10.0 + other['last']['top1']) / 2
     assert f'| Cross-entropy | 0, 1 | {mean:.2f} ± ' in report
+
+
+def test_precise_bn_is_derived_from_the_lsskd_checkpoint(tiny_cifar100,
+                                                         tmp_path):
+    """LSSKD with PreciseBNHook trains as LSSKD does: its result is LSSKD's
+    final checkpoint, recalibrated once, not a second training run."""
+    data = tiny_cifar100 / 'cifar-100-python'
+    work, results = tmp_path / 'study', tmp_path / 'results'
+    out = run(study(data, work, results, '--methods', 'lsskd',
+                    'lsskd-precise-bn'), tmp_path)
+    assert out.count('Epoch(train)') > 0
+    assert 'Running Precise BN' in out
+    plain, recalibrated = (json.loads(
+        (results / f'{m}_resnet20_0.5frac_2e_seed0.json').read_text())
+        for m in ('lsskd', 'lsskd-precise-bn'))
+    source = recalibrated['derived_from']
+    assert source['method'] == 'lsskd'
+    assert source['checkpoint'].endswith('lsskd_seed0/epoch_2.pth')
+    assert recalibrated['best_on_test'] is None
+    assert [r['epoch'] for r in recalibrated['curve']] == [2]
+    assert recalibrated['s_per_iter'] == plain['s_per_iter']
+    assert set(recalibrated['selection']) == set(plain['selection'])
+    # Nothing of the derived run was trained.
+    assert not list((work / 'lsskd-precise-bn_seed0').glob('*.pth'))
+    row = [line for line in table_of(out)
+           if line.startswith('| LSSKD + BN recalibration |')]
+    assert row and row[0].split(' | ')[4] == '-'  # no best epoch
 
 
 def test_every_study_method_has_a_shipped_resnet20_config():

@@ -13,6 +13,18 @@ deviation over seeds of the last epoch, the best epoch beside it, labelled,
 and the paired difference to cross-entropy) and the plot are built from those
 files alone; ``--update-readme`` writes the table into README.md.
 
+Options are chosen without the test set: with ``--fraction`` below 1 the
+final checkpoint of every run is also evaluated on the training images its
+subset left out (``ClassStratifiedSubset(split='unused')``, 40,000 images
+at 0.2), the ``selection`` figure of its result file. A result file that
+lacks it gets it when its checkpoint is still in ``--work-dir``.
+
+A method that trains exactly as another and differs only after training
+(``lsskd-precise-bn``: PreciseBNHook recomputes BN statistics and nothing
+else, and EpochSeedHook reseeds every epoch, so the weights follow the same
+path) is derived from that method's final checkpoint in ``--work-dir``
+instead of trained again; its result file names its source.
+
 Example::
 
     python tools/benchmarks/cifar100_cpu_study.py \\
@@ -63,6 +75,9 @@ LABELS = dict(
         'lsskd-branch-target': 'LSSKD + branch in the target',
         'lsskd-precise-bn': 'LSSKD + BN recalibration',
     })
+# Methods whose training is the source method's, to the bit: their result
+# is the source's final checkpoint, finished as their config says.
+DERIVED = {'lsskd-precise-bn': 'lsskd'}
 README_BEGIN = '<!-- cifar100-study-table: begin -->'
 README_END = '<!-- cifar100-study-table: end -->'
 
@@ -111,6 +126,14 @@ def parse_args() -> argparse.Namespace:
     return args
 
 
+def subset(args: argparse.Namespace, seed: int, split: str,
+           pipeline: list) -> dict:
+    """The ``split`` of the seed's stratified draw of the training set."""
+    return dict(type='ClassStratifiedSubset', fraction=args.fraction,
+                seed=seed, holdout=args.holdout, split=split,
+                dataset=local_cifar100(args.data, 'train', pipeline))
+
+
 def study_config(method: str, seed: int,
                  args: argparse.Namespace) -> Config:
     """The shipped config of ``method``, shrunk to the study's scale."""
@@ -121,12 +144,10 @@ def study_config(method: str, seed: int,
     test_set = local_cifar100(args.data, 'test', test_pipeline)
     val_set = test_set
     if args.fraction < 1 or args.holdout:
-        subset = dict(type='ClassStratifiedSubset', fraction=args.fraction,
-                      seed=seed, holdout=args.holdout)
-        train_set = dict(subset, dataset=train_set, split='train')
+        train_set = subset(args, seed, 'train',
+                           cfg.train_dataloader.dataset.pipeline)
         if args.holdout:
-            val_set = dict(subset, split='holdout', dataset=local_cifar100(
-                args.data, 'train', test_pipeline))
+            val_set = subset(args, seed, 'holdout', test_pipeline)
     # Two cores: data loading in the main process costs less than workers
     # competing with the training threads.
     cfg.train_dataloader.dataset = train_set
@@ -187,21 +208,70 @@ def result_path(args: argparse.Namespace, method: str, seed: int) -> Path:
     return Path(args.results_dir) / f'{method}_{regime(args)}_seed{seed}.json'
 
 
-def test_final_checkpoint(config: Path, run_dir: Path, epochs: int) -> dict:
-    """The test set's metrics of the last epoch's checkpoint."""
-    from mmengine.runner import Runner
+def evaluate_checkpoint(config: Path, checkpoint: Path, work_dir: Path,
+                        datasets: dict, precise_bn_epoch: int = None) -> dict:
+    """Metrics of ``checkpoint`` on each of ``datasets`` ({name: dataset
+    config}), with the test pipeline and evaluators of ``config``.
+
+    With ``precise_bn_epoch`` the config's PreciseBNHook first runs once, as
+    after that (0-based) epoch: on the same training samples, in the same
+    order, as in training; only the random augmentations are drawn anew.
+    """
+    from mmengine.runner import Runner, TestLoop
+    from mmpretrain.engine.hooks import PreciseBNHook
     cfg = Config.fromfile(str(config))
-    cfg.update(load_from=str(run_dir / f'epoch_{epochs}.pth'),
-               work_dir=str(run_dir / 'test'))
-    metrics = Runner.from_cfg(cfg).test()
-    return {k: float(v) for k, v in metrics.items()}
+    cfg.update(load_from=None, resume=False, work_dir=str(work_dir))
+    runner = Runner.from_cfg(cfg)
+    runner.load_checkpoint(str(checkpoint))
+    runner.call_hook('before_run')  # what Runner.test does first
+    if precise_bn_epoch is not None:
+        hook = next(h for h in runner.hooks if isinstance(h, PreciseBNHook))
+        runner.train_dataloader.sampler.set_epoch(precise_bn_epoch)
+        before = [b.clone() for n, b in runner.model.named_buffers()
+                  if n.endswith('running_mean')]
+        runner.model.train()
+        hook.after_train_epoch(runner)
+        after = [b for n, b in runner.model.named_buffers()
+                 if n.endswith('running_mean')]
+        if all(torch.equal(x, y) for x, y in zip(before, after)):
+            raise RuntimeError(f'PreciseBNHook changed no BN statistic of '
+                               f'{checkpoint}.')
+    metrics = {}
+    for name, dataset in datasets.items():
+        loop = TestLoop(runner, dict(cfg.test_dataloader, dataset=dataset),
+                        cfg.test_evaluator)
+        metrics[name] = {k: float(v) for k, v in loop.run().items()}
+    runner.call_hook('after_run')
+    return metrics
+
+
+def accuracy_record(metrics: dict) -> dict:
+    """Top-1, top-5 and every branch's top-1 from one evaluation."""
+    return dict(top1=metrics['accuracy/top1'], top5=metrics['accuracy/top5'],
+                branches_top1={k: v for k, v in metrics.items()
+                               if k.startswith('aux/branch')})
+
+
+def selection_record(args: argparse.Namespace, seed: int, config: Path,
+                     checkpoint: Path, work_dir: Path) -> dict:
+    """The checkpoint's accuracy on the training images its run left out:
+    the figure options are chosen on."""
+    pipeline = Config.fromfile(str(config)).test_dataloader.dataset.pipeline
+    unused = subset(args, seed, 'unused', pipeline)
+    metrics = evaluate_checkpoint(config, checkpoint, work_dir,
+                                  dict(unused=unused))['unused']
+    return dict(images='training images outside the subset',
+                **accuracy_record(metrics))
 
 
 def summarise_run(method: str, seed: int, args: argparse.Namespace,
-                  run: dict, wall_s: float, test: dict = None) -> dict:
+                  run: dict, wall_s: float, test: dict = None,
+                  selection: dict = None, derived_from: dict = None) -> dict:
     """The machine-readable result of one finished run: with a holdout,
     ``curve`` and ``last`` are the held-out images' (what options are
-    chosen on) and ``test_after_training`` the test set's."""
+    chosen on) and ``test_after_training`` the test set's; without one,
+    ``selection`` is the accuracy on the training images outside the
+    subset."""
     curve = run['curve']
     last = curve[-1]
     branches = {
@@ -211,16 +281,18 @@ def summarise_run(method: str, seed: int, args: argparse.Namespace,
     extra = {}
     if test is None:
         # Reported beside the last epoch, labelled: the reference papers
-        # report the best test epoch, which is chosen on the test set.
+        # report the best test epoch, which is chosen on the test set. A
+        # derived run has its last epoch only.
         best = max(curve, key=lambda r: r['accuracy/top1'])
-        extra['best_on_test'] = dict(epoch=best['epoch'],
-                                     top1=best['accuracy/top1'],
-                                     top5=best['accuracy/top5'])
+        extra['best_on_test'] = None if derived_from else dict(
+            epoch=best['epoch'], top1=best['accuracy/top1'],
+            top5=best['accuracy/top5'])
     else:
-        extra['test_after_training'] = dict(
-            top1=test['accuracy/top1'], top5=test['accuracy/top5'],
-            branches_top1={k: v for k, v in test.items()
-                           if k.startswith('aux/branch')})
+        extra['test_after_training'] = accuracy_record(test)
+    if selection is not None:
+        extra['selection'] = selection
+    if derived_from is not None:
+        extra['derived_from'] = derived_from
     return dict(
         method=method,
         config=METHODS[method].format(model=args.model),
@@ -259,7 +331,10 @@ def load_results(args: argparse.Namespace) -> dict:
 
 
 def mean_std(values) -> str:
-    values = list(values)
+    """``mean ± std`` of the values that exist, ``-`` when none does."""
+    values = [v for v in values if v is not None]
+    if not values:
+        return '-'
     if len(values) == 1:
         return f'{values[0]:.2f}'
     return f'{statistics.mean(values):.2f} ± {statistics.stdev(values):.2f}'
@@ -274,12 +349,16 @@ def table(results: dict) -> list:
                        default=0)
     holdout = any('test_after_training' in r for runs in results.values()
                   for r in runs)
+    selection = any('selection' in r for runs in results.values()
+                    for r in runs)
     on = 'held-out' if holdout else 'test'
     header = ['method', 'seeds', f'{on} top-1, last epoch',
               f'{on} top-5, last epoch',
               'test top-1 after training' if holdout else
               'top-1, best test epoch (not a result)',
               'last top-1 minus CE, paired'] + [
+                  'top-1 on unused training images (chosen on)'
+              ] * selection + [
                   f'branch {s} top-1' for s in range(1, num_branches + 1)
               ] + ['s/iter (median)']
     rows = ['| ' + ' | '.join(header) + ' |', '|' + '---|' * len(header)]
@@ -291,9 +370,11 @@ def table(results: dict) -> list:
             mean_std(r['last']['top1'] for r in runs),
             mean_std(r['last']['top5'] for r in runs),
             mean_std(r['test_after_training']['top1'] if holdout else
-                     r['best_on_test']['top1'] for r in runs),
+                     (r['best_on_test'] or {}).get('top1') for r in runs),
             mean_std(paired) if paired and method != 'ce' else '-'
         ] + [
+            mean_std(r.get('selection', {}).get('top1') for r in runs)
+        ] * selection + [
             mean_std(r['last']['branches_top1'][f'aux/branch{s}_top1']
                      for r in runs)
             if f'aux/branch{s}_top1' in runs[0]['last']['branches_top1']
@@ -350,6 +431,82 @@ def update_readme(rows: list, caption: str) -> None:
     readme.write_text(text)
 
 
+def selects_on_unused(args: argparse.Namespace) -> bool:
+    """Whether runs are chosen on the training images outside the subset
+    (a holdout study chooses on its held-out images instead)."""
+    return args.fraction < 1 and not args.holdout
+
+
+def train_run(method: str, seed: int, args: argparse.Namespace,
+              run_dir: Path, config: Path) -> dict:
+    """Train ``config`` with tools/train.py and summarise the run."""
+    start = time.perf_counter()
+    subprocess.run([
+        sys.executable, str(ROOT / 'tools/train.py'), str(config),
+        '--work-dir', str(run_dir)
+    ], check=True)
+    wall_s = time.perf_counter() - start
+    checkpoint = run_dir / f'epoch_{args.epochs}.pth'
+    test = None
+    if args.holdout:
+        test_set = Config.fromfile(str(config)).test_dataloader.dataset
+        test = evaluate_checkpoint(config, checkpoint, run_dir / 'test',
+                                   dict(test=test_set))['test']
+    selection = (selection_record(args, seed, config, checkpoint,
+                                  run_dir / 'selection')
+                 if selects_on_unused(args) else None)
+    return summarise_run(method, seed, args, read_run(run_dir), wall_s, test,
+                         selection)
+
+
+def derive_run(method: str, seed: int, args: argparse.Namespace,
+               run_dir: Path, config: Path, checkpoint: Path) -> dict:
+    """Finish the source method's final checkpoint as ``method``'s config
+    says (its PreciseBNHook, once, as after the last epoch) and evaluate
+    it where a trained run of ``method`` would be evaluated."""
+    cfg = Config.fromfile(str(config))
+    datasets = dict(val=cfg.val_dataloader.dataset)
+    if args.holdout:
+        datasets['test'] = cfg.test_dataloader.dataset
+    if selects_on_unused(args):
+        datasets['unused'] = subset(args, seed, 'unused',
+                                    cfg.test_dataloader.dataset.pipeline)
+    start = time.perf_counter()
+    metrics = evaluate_checkpoint(config, checkpoint, run_dir, datasets,
+                                  precise_bn_epoch=args.epochs - 1)
+    wall_s = time.perf_counter() - start
+    source = json.loads(
+        result_path(args, DERIVED[method], seed).read_text())
+    run = dict(curve=[dict(epoch=args.epochs, **metrics['val'])],
+               s_per_iter=source['s_per_iter'])
+    selection = None
+    if 'unused' in metrics:
+        selection = dict(images='training images outside the subset',
+                         **accuracy_record(metrics['unused']))
+    derived_from = dict(
+        method=DERIVED[method], checkpoint=os.path.relpath(checkpoint),
+        why='trains as its source to the bit; finished after training, '
+        'wall_s is the finishing only and s_per_iter the source\'s')
+    return summarise_run(method, seed, args, run, wall_s,
+                         metrics.get('test'), selection, derived_from)
+
+
+def add_missing_selection(out: Path, method: str, seed: int,
+                          args: argparse.Namespace, run_dir: Path) -> None:
+    """Give an earlier result its selection figure, from its checkpoint."""
+    result = json.loads(out.read_text())
+    checkpoint = run_dir / f'epoch_{args.epochs}.pth'
+    config = run_dir / f'{method}_{args.model}.py'
+    if 'selection' in result or not selects_on_unused(args) or \
+            not checkpoint.exists() or not config.exists():
+        return
+    result['selection'] = selection_record(args, seed, config, checkpoint,
+                                           run_dir / 'selection')
+    out.write_text(json.dumps(result, indent=1) + '\n')
+    print(f'{method} seed {seed}: selection top-1 '
+          f'{result["selection"]["top1"]:.2f} added to {out.name}')
+
+
 def main() -> None:
     args = parse_args()
     work_dir = Path(args.work_dir).resolve()
@@ -359,25 +516,28 @@ def main() -> None:
             if args.report_only:
                 continue
             out = result_path(args, method, seed)
+            run_dir = work_dir / f'{method}_seed{seed}'
             if out.exists():
                 print(f'{method} seed {seed}: done ({out.name}), skipped')
+                add_missing_selection(out, method, seed, args, run_dir)
                 continue
-            run_dir = work_dir / f'{method}_seed{seed}'
             run_dir.mkdir(parents=True, exist_ok=True)
             config = run_dir / f'{method}_{args.model}.py'
             study_config(method, seed, args).dump(str(config))
-            start = time.perf_counter()
-            subprocess.run([
-                sys.executable, str(ROOT / 'tools/train.py'), str(config),
-                '--work-dir', str(run_dir)
-            ], check=True)
-            wall_s = time.perf_counter() - start
-            test = (test_final_checkpoint(config, run_dir, args.epochs)
-                    if args.holdout else None)
-            result = summarise_run(method, seed, args, read_run(run_dir),
-                                   wall_s, test)
+            source = work_dir / f'{DERIVED.get(method)}_seed{seed}' / \
+                f'epoch_{args.epochs}.pth'
+            # The bit-for-bit claim needs every epoch reseeded (the
+            # recalibration draws augmentations).
+            reseeded = any(h.get('type') == 'EpochSeedHook' for h in
+                           Config.fromfile(str(config)).custom_hooks)
+            if method in DERIVED and reseeded and source.exists() and \
+                    result_path(args, DERIVED[method], seed).exists():
+                result = derive_run(method, seed, args, run_dir, config,
+                                    source)
+            else:
+                result = train_run(method, seed, args, run_dir, config)
             out.write_text(json.dumps(result, indent=1) + '\n')
-            print(f'{method} seed {seed}: {wall_s / 60:.1f} min, '
+            print(f'{method} seed {seed}: {result["wall_s"] / 60:.1f} min, '
                   f'top-1 {result["last"]["top1"]:.2f} -> {out}', flush=True)
 
     results = load_results(args)
