@@ -2,11 +2,11 @@ from .cpu_allocator import reuse_freed_heap_memory
 from .distributed import destroy_process_group, setup_cpu_distributed
 from .mmrazor_compat import patch_mmrazor_quantization
 from .safe_checkpoint import allow_mmengine_checkpoint_types
-from .validation import (LSSKDCheckpointError, LSSKDConfigError,
-                         NonFiniteLossError)
+from .validation import (CheckpointWriteError, LSSKDCheckpointError,
+                         LSSKDConfigError, NonFiniteLossError)
 
 __all__ = [
-    'LSSKDCheckpointError', 'LSSKDConfigError', 'NonFiniteLossError',
+    'CheckpointWriteError', 'LSSKDCheckpointError', 'LSSKDConfigError', 'NonFiniteLossError',
     'allow_mmengine_checkpoint_types', 'destroy_process_group',
     'patch_mmrazor_quantization',
     'reuse_freed_heap_memory', 'setup_cpu_distributed'

@@ -25,6 +25,10 @@ class LSSKDCheckpointError(ValueError):
     """A checkpoint that cannot be resumed or loaded as asked."""
 
 
+class CheckpointWriteError(OSError):
+    """A checkpoint could not be written; the earlier ones are intact."""
+
+
 class NonFiniteLossError(FloatingPointError):
     """A loss became NaN or infinite; the step was not applied."""
 

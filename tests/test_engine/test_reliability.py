@@ -1,5 +1,6 @@
 """Bad input and faults during a real run: clear early errors, no lost
 state. Each case is one of the project's validation checks."""
+import errno
 import hashlib
 import os
 
@@ -12,8 +13,8 @@ from mmengine.runner import Runner
 
 from mmlsskd.engine.hooks.past_prediction_hook import CHECKPOINT_KEY
 from mmlsskd.models import PSKD, RotationJointHead
-from mmlsskd.utils import (LSSKDCheckpointError, LSSKDConfigError,
-                           NonFiniteLossError)
+from mmlsskd.utils import (CheckpointWriteError, LSSKDCheckpointError,
+                           LSSKDConfigError, NonFiniteLossError)
 
 NUM_TRAIN = NUM_CLASSES * TRAIN_PER_CLASS
 
@@ -196,6 +197,99 @@ def test_interrupted_checkpoint_write_keeps_the_last_one(
     # max_keep_ckpts=1 removed epoch_1 only once epoch_2 was complete.
     assert not (tmp_path / 'epoch_1.pth').exists()
     assert not [p for p in os.listdir(tmp_path) if p.endswith('.partial')]
+
+
+def always_a_new_best(runner):
+    """Make every evaluation a new best of the checkpoint hook."""
+    hook = next(h for h in runner.hooks if hasattr(h, 'is_better_than'))
+    for key in hook.is_better_than:
+        hook.is_better_than[key] = lambda new, old: True
+
+
+def test_an_interrupted_best_checkpoint_keeps_the_previous_best(
+        tiny_cfg_options, tmp_path, monkeypatch):
+    put = LocalBackend.put
+
+    def interrupted(backend, obj, filepath):
+        if 'best_accuracy_top1_epoch_2' in str(filepath):
+            with open(filepath, 'wb') as f:  # half written, then killed
+                f.write(obj[:len(obj) // 2])
+            raise KeyboardInterrupt
+        return put(backend, obj, filepath)
+
+    monkeypatch.setattr(LocalBackend, 'put', interrupted)
+    options = tiny_cfg_options + [
+        'default_hooks.checkpoint.save_best=accuracy/top1',
+        'default_hooks.checkpoint.max_keep_ckpts=1'
+    ]
+    runner = Runner.from_cfg(make_cfg(options, tmp_path))
+    always_a_new_best(runner)
+    with pytest.raises(KeyboardInterrupt):
+        runner.train()
+    monkeypatch.setattr(LocalBackend, 'put', put)
+    # mmengine's hook removes the previous best first: here it is intact,
+    # and no file under a checkpoint's name is incomplete.
+    best = tmp_path / 'best_accuracy_top1_epoch_1.pth'
+    assert set(torch.load(best, map_location='cpu')['state_dict']) == set(
+        runner.model.state_dict())
+    names = [p for p in os.listdir(tmp_path) if p.endswith('.pth')]
+    assert sorted(names) == ['best_accuracy_top1_epoch_1.pth',
+                             'epoch_2.pth']
+    for name in names:
+        torch.load(tmp_path / name, map_location='cpu')
+
+    # Uninterrupted, the new best replaces the old one once it is written.
+    runner = resuming_runner(options, tmp_path,
+                             train_cfg=dict(max_epochs=3))
+    always_a_new_best(runner)
+    runner.train()
+    assert sorted(p for p in os.listdir(tmp_path) if p.endswith('.pth')) \
+        == ['best_accuracy_top1_epoch_3.pth', 'epoch_3.pth']
+    assert not [p for p in os.listdir(tmp_path) if p.endswith('.partial')]
+
+
+def test_a_full_disk_stops_with_the_fix_and_leaves_the_checkpoints(
+        tiny_cfg_options, tmp_path, monkeypatch):
+    put = LocalBackend.put
+
+    def full(backend, obj, filepath):
+        if 'epoch_2' in str(filepath):
+            with open(filepath, 'wb') as f:
+                f.write(obj[:len(obj) // 3])
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return put(backend, obj, filepath)
+
+    monkeypatch.setattr(LocalBackend, 'put', full)
+    options = tiny_cfg_options + ['default_hooks.checkpoint.max_keep_ckpts=1']
+    runner = Runner.from_cfg(make_cfg(options, tmp_path))
+    with pytest.raises(CheckpointWriteError) as error:
+        runner.train()
+    message = str(error.value)
+    assert '\n' not in message
+    assert f'writing {tmp_path / "epoch_2.pth"} failed (No space left on ' \
+        'device)' in message
+    assert f'the last complete one is {tmp_path / "epoch_1.pth"}' in message
+    assert 'Free disk space' in message and '--resume' in message
+    # The partial file is gone; epoch 1 is whole and resumable.
+    files = [p for p in os.listdir(tmp_path) if (tmp_path / p).is_file()]
+    assert sorted(files) == ['epoch_1.pth', 'last_checkpoint',
+                             'resnet18_cifar100.py']
+    monkeypatch.setattr(LocalBackend, 'put', put)
+    resumed = resuming_runner(options, tmp_path)
+    resumed.train()
+    assert resumed.epoch == 2
+
+
+def test_partial_files_of_a_killed_run_are_removed_at_start(
+        tiny_cfg_options, tmp_path):
+    tmp_path.mkdir(exist_ok=True)
+    left = tmp_path / '.epoch_7.pth.partial'
+    left.write_bytes(b'x' * 1000)
+    runner = Runner.from_cfg(
+        make_cfg(tiny_cfg_options, tmp_path, train_cfg=dict(max_epochs=1)))
+    runner.train()
+    assert not left.exists()
+    assert (tmp_path / 'epoch_1.pth').is_file()
 
 
 @pytest.mark.parametrize('option, match', [

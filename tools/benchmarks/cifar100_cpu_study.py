@@ -238,9 +238,13 @@ def evaluate_checkpoint(config: Path, checkpoint: Path, work_dir: Path,
                                f'{checkpoint}.')
     metrics = {}
     for name, dataset in datasets.items():
-        loop = TestLoop(runner, dict(cfg.test_dataloader, dataset=dataset),
-                        cfg.test_evaluator)
-        metrics[name] = {k: float(v) for k, v in loop.run().items()}
+        # Installed as the Runner's test loop, as Runner.test does, so that
+        # the logging hooks count this loop's batches.
+        runner._test_loop = TestLoop(
+            runner, dict(cfg.test_dataloader, dataset=dataset),
+            cfg.test_evaluator)
+        metrics[name] = {
+            k: float(v) for k, v in runner.test_loop.run().items()}
     runner.call_hook('after_run')
     return metrics
 
