@@ -8,8 +8,8 @@ from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
 import mmlsskd  # noqa: F401  (patches mmrazor and checkpoint loading first)
-from mmlsskd.utils import (destroy_process_group, reuse_freed_heap_memory,
-                           setup_cpu_distributed)
+from mmlsskd.utils import (destroy_process_group, lock_work_dir,
+                           reuse_freed_heap_memory, setup_cpu_distributed)
 
 
 def parse_args() -> argparse.Namespace:
@@ -110,6 +110,9 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
 def main() -> None:
     args = parse_args()
     cfg = merge_args(Config.fromfile(args.config), args)
+    # Held until the process ends: a second run in this work_dir would
+    # overwrite this one's checkpoints.
+    lock = lock_work_dir(cfg.work_dir)  # noqa: F841
     setup_cpu_distributed(cfg, args.launcher)
     # On the CPU, LSSKD's four-view activations are large enough for glibc
     # to map and unmap them every step; keep them on the heap instead.

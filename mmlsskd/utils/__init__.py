@@ -4,10 +4,12 @@ from .mmrazor_compat import patch_mmrazor_quantization
 from .safe_checkpoint import allow_mmengine_checkpoint_types
 from .validation import (CheckpointWriteError, LSSKDCheckpointError,
                          LSSKDConfigError, NonFiniteLossError)
+from .work_dir_lock import WorkDirInUseError, WorkDirLock, lock_work_dir
 
 __all__ = [
-    'CheckpointWriteError', 'LSSKDCheckpointError', 'LSSKDConfigError', 'NonFiniteLossError',
+    'CheckpointWriteError', 'LSSKDCheckpointError', 'LSSKDConfigError',
+    'NonFiniteLossError', 'WorkDirInUseError', 'WorkDirLock',
     'allow_mmengine_checkpoint_types', 'destroy_process_group',
-    'patch_mmrazor_quantization',
-    'reuse_freed_heap_memory', 'setup_cpu_distributed'
+    'lock_work_dir', 'patch_mmrazor_quantization', 'reuse_freed_heap_memory',
+    'setup_cpu_distributed'
 ]

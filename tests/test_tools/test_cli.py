@@ -1,5 +1,7 @@
 """The tools as a user runs them: train, resume, test, dist_train."""
 import json
+import signal
+import subprocess
 import sys
 
 import pytest
@@ -130,3 +132,32 @@ def test_slurm_scripts_call_srun_like_mmpretrain(tmp_path, script, args,
     called = [a.replace(str(ROOT) + '/', '') for a in called]
     positions = [called.index(a) for a in expected]
     assert positions == sorted(positions)
+
+
+def test_a_second_run_in_a_held_work_dir_refuses_to_start(tiny_cfg_options,
+                                                          tmp_path):
+    """Two tools/train.py runs in one work_dir would overwrite each other's
+    checkpoints; a killed run's lock does not block the next run."""
+    work = tmp_path / 'work'
+    holder = subprocess.Popen([
+        sys.executable, '-c',
+        'import sys, time; from mmlsskd.utils import WorkDirLock; '
+        f'lock = WorkDirLock({str(work)!r}).acquire(); print("held", '
+        'flush=True); '
+        'time.sleep(600)'
+    ], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == 'held'
+        train = [sys.executable, 'tools/train.py', CONFIG, '--work-dir',
+                 str(work), '--cfg-options', *tiny_cfg_options,
+                 'train_cfg.max_epochs=1']
+        out = run(train, tmp_path, succeed=False)
+        assert (f'work_dir: {work} is in use by another training run (pid '
+                f'{holder.pid} on ') in out
+        assert 'give this run its own --work-dir' in out
+        assert not list(work.glob('*.pth'))
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
+    run(train, tmp_path)  # the killed holder's lock is gone with it
+    assert (work / 'epoch_1.pth').is_file()
