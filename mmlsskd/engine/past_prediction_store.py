@@ -226,16 +226,23 @@ class PastPredictionStore:
         state['written_epoch'] = self.written_epoch
         return state
 
-    def load_state_dict(self, state: Dict[str, torch.Tensor]) -> None:
+    def load_state_dict(self, state: Dict[str, torch.Tensor],
+                        source: str = 'the checkpoint') -> None:
         """Restore the store from :meth:`state_dict`.
 
         A saved store of another ``dtype`` is converted; any other
-        difference is refused.
+        difference is refused, and so are rows that are not probability
+        distributions (an edited or damaged file).
+
+        Args:
+            state (dict): A :meth:`state_dict`.
+            source (str): Where it comes from, for messages.
 
         Raises:
             LSSKDCheckpointError: If the saved store was made for another
                 dataset size, number of classes, views, branches, ``topk``
-                or ``branch_views``.
+                or ``branch_views``, or if a written row is not a
+                distribution.
         """
         expected = self.state_dict()
         for key, tensor in expected.items():
@@ -243,7 +250,7 @@ class PastPredictionStore:
             if saved is None or tuple(saved.shape) != tuple(tensor.shape):
                 got = None if saved is None else tuple(saved.shape)
                 raise LSSKDCheckpointError(
-                    f'resume: the past-prediction store in the checkpoint '
+                    f'resume: the past-prediction store in {source} '
                     f'does not fit this run: {key!r} has shape {got}, '
                     f'expected {tuple(tensor.shape)} '
                     f'(samples={self.num_samples}, '
@@ -255,3 +262,41 @@ class PastPredictionStore:
                     f'with, or start from its weights alone with load_from.')
         for key, tensor in expected.items():
             tensor.copy_(state[key])
+        problem = self._row_problem()
+        if problem is not None:
+            raise LSSKDCheckpointError(
+                f'resume: the past-prediction store in {source} is not a set '
+                f'of probability distributions ({problem}), so it was edited '
+                f'or damaged. Resume from an earlier checkpoint of the run, '
+                f'or start from its weights alone with load_from (a fresh '
+                f'store).')
+
+    def _row_problem(self, chunk: int = 4096) -> Optional[str]:
+        """What is wrong with the written rows, or None: every value finite
+        and in [0, 1], every row summing to 1 (within the storage type's
+        rounding), every written epoch at least -1."""
+        if bool((self.written_epoch < -1).any()):
+            return 'written_epoch holds values below -1'
+        tolerance = {'float32': 1e-3, 'float16': 4e-3, 'bfloat16': 2e-2}[
+            self.dtype]
+        written = self.written_epoch >= 0
+        for name, rows, prefix in (('final', self._final, ()),
+                                   ('branches', self._branches,
+                                    (slice(None), ))):
+            for start in range(0, self.num_samples, chunk):
+                span = slice(start, start + chunk)
+                values = rows.read(prefix + (span, ))
+                values = values[(slice(None), ) * len(prefix) +
+                                (written[span], )]
+                if not values.numel():
+                    continue
+                if not bool(torch.isfinite(values).all()):
+                    return f'{name} rows hold NaN or infinite values'
+                low, high = values.min().item(), values.max().item()
+                if low < -tolerance or high > 1 + tolerance:
+                    return (f'{name} rows hold values in [{low:g}, {high:g}],'
+                            f' outside [0, 1]')
+                error = (values.sum(-1) - 1).abs().max().item()
+                if error > tolerance:
+                    return f'{name} rows sum to 1 +- {error:g}, not to 1'
+        return None

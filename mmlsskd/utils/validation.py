@@ -157,8 +157,9 @@ def check_dataset_fits(dataset, num_classes: int) -> None:
                 'which numbers them 0..N-1 across the parts.')
 
 
-def sample_index_space(dataset) -> int:
-    """How many distinct ``sample_idx`` the training set's samples carry.
+def indexed_dataset(dataset):
+    """The dataset whose indices the training samples carry as
+    ``sample_idx``, i.e. the one the past-prediction store indexes.
 
     Wrappers that repeat samples (``RepeatDataset``, ``ClassBalancedDataset``)
     pass on the wrapped dataset's indices, so one image keeps one entry and
@@ -166,8 +167,13 @@ def sample_index_space(dataset) -> int:
     """
     inner = getattr(dataset, 'dataset', None)
     if inner is not None and not getattr(dataset, 'renumbers_samples', False):
-        return sample_index_space(inner)
-    return len(dataset)
+        return indexed_dataset(inner)
+    return dataset
+
+
+def sample_index_space(dataset) -> int:
+    """How many distinct ``sample_idx`` the training set's samples carry."""
+    return len(indexed_dataset(dataset))
 
 
 def _walk_datasets(dataset) -> Iterable:

@@ -38,8 +38,8 @@ def test_out_of_range_indices_are_rejected():
 def test_state_dict_round_trip_and_mismatch():
     store = PastPredictionStore(4, 2, 2, 2)
     store.update(
-        torch.tensor([2]), torch.tensor([[0.3, 0.7]]), torch.ones(2, 1, 2, 4),
-        epoch=0)
+        torch.tensor([2]), torch.tensor([[0.3, 0.7]]),
+        torch.full((2, 1, 2, 4), 0.25), epoch=0)
     other = PastPredictionStore(4, 2, 2, 2)
     other.load_state_dict(store.state_dict())
     for key, value in store.state_dict().items():

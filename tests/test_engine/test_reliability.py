@@ -389,3 +389,85 @@ def test_a_run_without_epoch_seed_hook_is_told_resume_is_inexact(
     assert warned(tmp_path / 'without', store_only)
     assert not warned(tmp_path / 'with',
                       store_only + [dict(type='EpochSeedHook')])
+
+
+def subset_cfg(options, work_dir, seed, **extra):
+    """The tiny config on half of every class, drawn with ``seed``: the
+    same size for every seed, other images."""
+    cfg = make_cfg(options, work_dir, **extra)
+    cfg.train_dataloader.dataset = dict(
+        type='ClassStratifiedSubset', fraction=0.5, seed=seed,
+        dataset=cfg.train_dataloader.dataset)
+    return cfg
+
+
+def test_a_store_is_not_resumed_on_another_training_set(tiny_cfg_options,
+                                                        tmp_path):
+    Runner.from_cfg(subset_cfg(tiny_cfg_options, tmp_path / 'first', 0,
+                               train_cfg=dict(max_epochs=1))).train()
+    checkpoint = tmp_path / 'first' / 'epoch_1.pth'
+    other = Runner.from_cfg(subset_cfg(
+        tiny_cfg_options, tmp_path / 'other', 1, resume=True,
+        load_from=str(checkpoint)))
+    with pytest.raises(LSSKDCheckpointError) as error:
+        other.train()
+    message = str(error.value)
+    assert f'past predictions in checkpoint {checkpoint} belong to another ' \
+        f'training set (ClassStratifiedSubset of {NUM_TRAIN // 2} samples' \
+        in message
+    assert 'load_from (a fresh store)' in message
+    # The same draw resumes.
+    same = Runner.from_cfg(subset_cfg(
+        tiny_cfg_options, tmp_path / 'same', 0, resume=True,
+        load_from=str(checkpoint)))
+    same.train()
+    assert same.epoch == 2
+
+
+@pytest.mark.parametrize('value, problem', [
+    (5.0, r'final rows hold values in \[.*, 5\], outside \[0, 1\]'),
+    (-1.0, r'final rows hold values in \[-1, .*\], outside \[0, 1\]'),
+    (float('nan'), 'final rows hold NaN or infinite values'),
+])
+def test_a_store_that_holds_no_distributions_is_refused(
+        tiny_cfg_options, tmp_path, value, problem):
+    first = train_one_epoch(tiny_cfg_options, tmp_path / 'first')
+    ckpt = torch.load(first / 'epoch_1.pth', map_location='cpu')
+    ckpt[CHECKPOINT_KEY]['final'][3, 0] = value
+    edited = tmp_path / 'edited.pth'
+    torch.save(ckpt, edited)
+    runner = resuming_runner(tiny_cfg_options, tmp_path / 'resumed', edited)
+    with pytest.raises(LSSKDCheckpointError,
+                       match=f'store in checkpoint {edited} is not a set of '
+                       f'probability distributions \\({problem}'):
+        runner.train()
+
+
+def test_a_row_that_does_not_sum_to_one_is_refused(tiny_cfg_options,
+                                                   tmp_path):
+    first = train_one_epoch(tiny_cfg_options, tmp_path / 'first')
+    ckpt = torch.load(first / 'epoch_1.pth', map_location='cpu')
+    ckpt[CHECKPOINT_KEY]['branches'][1, 0] *= 0.5
+    torch.save(ckpt, tmp_path / 'edited.pth')
+    runner = resuming_runner(tiny_cfg_options, tmp_path / 'resumed',
+                             tmp_path / 'edited.pth')
+    with pytest.raises(LSSKDCheckpointError,
+                       match=r'branches rows sum to 1 \+- 0.5'):
+        runner.train()
+
+
+def test_a_checkpoint_from_inside_an_epoch_is_refused(tiny_cfg_options,
+                                                      tmp_path):
+    """The epoch loop would run the epoch again from its first batch."""
+    options = tiny_cfg_options + [
+        'default_hooks.checkpoint.by_epoch=False',
+        'default_hooks.checkpoint.interval=1'
+    ]
+    Runner.from_cfg(make_cfg(options, tmp_path / 'first',
+                             train_cfg=dict(max_epochs=1))).train()
+    inside = tmp_path / 'first' / 'iter_2.pth'
+    runner = resuming_runner(options, tmp_path / 'resumed', inside)
+    with pytest.raises(LSSKDCheckpointError,
+                       match=f'checkpoint {inside} was saved inside epoch 1, '
+                       'after 2 of its 3 steps'):
+        runner.train()

@@ -16,9 +16,11 @@ from ...utils.validation import (LSSKDCheckpointError,
                                   config_error, sample_index_space)
 from ..device_finite_guard import DeviceFiniteGuard
 from ..past_prediction_store import PastPredictionStore
+from ..training_set_fingerprint import training_set_fingerprint
 from .batched_runtime_info_hook import logger_interval
 
 CHECKPOINT_KEY = 'lsskd_past_predictions'
+FINGERPRINT_KEY = 'lsskd_training_set'
 
 
 @HOOKS.register_module()
@@ -35,7 +37,11 @@ class PastPredictionHook(Hook):
     trains on the label). After every step it writes the step's
     detached predictions into the store, gathered from every rank so each
     rank can look up any sample next epoch. The store is saved in every
-    checkpoint under ``'lsskd_past_predictions'`` and restored on resume.
+    checkpoint under ``'lsskd_past_predictions'``, with a fingerprint of the
+    training set it indexes (``'lsskd_training_set'``), and restored on
+    resume after three checks: the fingerprint matches this run's training
+    set, every row is a distribution, and the checkpoint ends an epoch (the
+    epoch loop restarts a resumed epoch from its first batch).
     It also runs the algorithm's NaN check before every optimizer step and
     every store update, so that a non-finite loss reaches neither.
 
@@ -105,6 +111,8 @@ class PastPredictionHook(Hook):
         self.alpha_T = alpha_T
         self.store: Optional[PastPredictionStore] = None
         self._resumed_state: Optional[dict] = None
+        self._resumed_fingerprint: Optional[dict] = None
+        self.fingerprint: Optional[dict] = None
         self._step_hook_handles = []
 
     @staticmethod
@@ -173,12 +181,35 @@ class PastPredictionHook(Hook):
         options['device'] = self._store_device(runner, algorithm, sizes,
                                                options)
         self.store = PastPredictionStore(**sizes, **options)
+        self.fingerprint = training_set_fingerprint(dataset)
         if self._resumed_state is not None:
-            self.store.load_state_dict(self._resumed_state)
+            path = self._checkpoint_to_load(runner)[0]
+            self._check_same_training_set(runner, path)
+            self.store.load_state_dict(self._resumed_state,
+                                       f'checkpoint {path}')
             self._resumed_state = None
             runner.logger.info('Restored the past-prediction store.')
         algorithm.attach_past_predictions(self.store)
         self._check_losses_before_optimizer_steps(runner, algorithm)
+
+    def _check_same_training_set(self, runner, path: str) -> None:
+        """The resumed store indexes this run's training set."""
+        saved, self._resumed_fingerprint = self._resumed_fingerprint, None
+        if saved is None:
+            runner.logger.warning(
+                f'resume: checkpoint {path} predates training-set '
+                f'fingerprints, so nothing checks that its past predictions '
+                f'belong to this training set.')
+        elif saved['sha256'] != self.fingerprint['sha256']:
+            raise LSSKDCheckpointError(
+                f"resume: the past predictions in checkpoint {path} belong "
+                f"to another training set ({saved['description']}, "
+                f"fingerprint {saved['sha256'][:12]}) than this run's "
+                f"({self.fingerprint['description']}, fingerprint "
+                f"{self.fingerprint['sha256'][:12]}), so every target would "
+                f"mix in other images' predictions. Resume with the training "
+                f"set the checkpoint was trained on, or start from its "
+                f"weights alone with load_from (a fresh store).")
 
     @staticmethod
     def _store_device(runner, algorithm, sizes: dict, options: dict):
@@ -307,6 +338,7 @@ class PastPredictionHook(Hook):
                 lambda i: self._describe_step(runner, i))
         if self.store is not None:
             checkpoint[CHECKPOINT_KEY] = self.store.state_dict()
+            checkpoint[FINGERPRINT_KEY] = self.fingerprint
 
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
         """Check the weights fit; restore the store on resume (``load_from``
@@ -317,6 +349,8 @@ class PastPredictionHook(Hook):
             purpose)
         if purpose != 'resume':
             return
+        self._check_ends_an_epoch(runner, checkpoint.get('meta') or {}, path)
+        self._resumed_fingerprint = checkpoint.get(FINGERPRINT_KEY)
         state = checkpoint.get(CHECKPOINT_KEY)
         if state is None:
             raise LSSKDCheckpointError(
@@ -327,4 +361,23 @@ class PastPredictionHook(Hook):
         if self.store is None:  # resume runs before before_train
             self._resumed_state = state
         else:
-            self.store.load_state_dict(state)
+            self._check_same_training_set(runner, path)
+            self.store.load_state_dict(state, f'checkpoint {path}')
+
+    @staticmethod
+    def _check_ends_an_epoch(runner, meta: dict, path: str) -> None:
+        """mmengine's epoch loop resumes at the start of the saved epoch: a
+        checkpoint from inside an epoch would repeat its first steps with
+        other weights and a half-updated store."""
+        steps = len(runner.train_dataloader)
+        epoch, iteration = meta.get('epoch'), meta.get('iter')
+        if epoch is None or iteration is None or not steps or \
+                iteration == epoch * steps:
+            return
+        raise LSSKDCheckpointError(
+            f'resume: checkpoint {path} was saved inside epoch {epoch + 1}, '
+            f'after {iteration - epoch * steps} of its {steps} steps, and the '
+            f'epoch loop would run that epoch again from its first batch, so '
+            f'the run would not continue as it would have. Resume from a '
+            f'checkpoint written at the end of an epoch (epoch_N.pth, by '
+            f'default_hooks.checkpoint with by_epoch=True).')
