@@ -1,10 +1,11 @@
 """LSSKD, Layered Self-Supervised Knowledge Distillation, for OpenMMLab."""
-from .utils import (allow_mmengine_checkpoint_types,
+from .utils import (allow_mmengine_checkpoint_types, load_urls_weights_only,
                     patch_mmrazor_quantization)
 
-# Both must run before anything imports mmrazor or loads a checkpoint.
+# These must run before anything imports mmrazor or loads a checkpoint.
 patch_mmrazor_quantization()
 allow_mmengine_checkpoint_types()
+load_urls_weights_only()
 
 from .datasets import *  # noqa: F401,F403,E402
 from .engine import *  # noqa: F401,F403,E402

@@ -1,8 +1,12 @@
+import contextlib
+import functools
+import http.server
 import os
 import pickle
 import socket
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -174,3 +178,18 @@ def hook_of(runner):
     """The run's PastPredictionHook."""
     from mmlsskd.engine import PastPredictionHook
     return next(h for h in runner.hooks if isinstance(h, PastPredictionHook))
+
+
+@contextlib.contextmanager
+def serving(directory):
+    """``directory`` over HTTP on a free local port; its base URL."""
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler,
+                                directory=str(directory))
+    server = http.server.ThreadingHTTPServer(('127.0.0.1', 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f'http://127.0.0.1:{server.server_address[1]}'
+    finally:
+        server.shutdown()
+        server.server_close()

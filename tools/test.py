@@ -15,7 +15,9 @@ from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
 import mmlsskd  # noqa: F401  (patches mmrazor and checkpoint loading first)
+from mmlsskd.engine import CheckpointFitHook
 from mmlsskd.utils import destroy_process_group, setup_cpu_distributed
+from mmlsskd.utils.validation import check_checkpoint_file
 
 
 def parse_args() -> argparse.Namespace:
@@ -66,7 +68,11 @@ def parse_args() -> argparse.Namespace:
 
 
 def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
-    """Apply the command-line flags to the config."""
+    """Apply the command-line flags to the config: --cfg-options first, as
+    mmpretrain does, so that they address the config's own keys (``model``
+    before --tta wraps it)."""
+    if args.cfg_options is not None:
+        cfg.merge_from_dict(args.cfg_options)
     cfg.launcher = args.launcher
     if args.work_dir is not None:
         cfg.work_dir = args.work_dir
@@ -108,19 +114,21 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
     cfg.test_dataloader.setdefault('collate_fn', dict(type='default_collate'))
     if args.no_pin_memory:
         cfg.test_dataloader.pin_memory = False
-
-    if args.cfg_options is not None:
-        cfg.merge_from_dict(args.cfg_options)
     return cfg
 
 
 def main() -> None:
     args = parse_args()
+    # A missing or damaged file fails here, before the model and data.
+    check_checkpoint_file(args.checkpoint, 'test')
     cfg = merge_args(Config.fromfile(args.config), args)
     setup_cpu_distributed(cfg, args.launcher)
     runner = (
         Runner.from_cfg(cfg)
         if 'runner_type' not in cfg else RUNNERS.build(cfg))
+    # mmengine loads non-strictly: a checkpoint of another model would be
+    # tested as random weights, with a warning only.
+    runner.register_hook(CheckpointFitHook('test'))
     if args.out and args.out_item in ('pred', None):
         runner.test_evaluator.metrics.append(
             DumpResults(out_file_path=args.out))

@@ -11,7 +11,8 @@ from mmengine.registry import DefaultScope
 from mmengine.runner import CheckpointLoader
 from mmpretrain import registry as mmpretrain_registry
 
-from ..utils.validation import describe_differences, state_dict_differences
+from ..utils.validation import (check_checkpoint_file, check_finite_weights,
+                                describe_differences, state_dict_differences)
 
 PREFIX = 'architecture.'
 WRAPPERS = ('LSSKD', 'PSKD')
@@ -152,15 +153,16 @@ def _mmlsskd_types(cfg) -> set:
 
 
 def load_training_checkpoint(path: str) -> dict:
-    """Read an LSSKD/PS-KD checkpoint (weights-only) and check it is one.
+    """Read an LSSKD/PS-KD checkpoint (weights-only) and check it as
+    strictly as training and testing do.
 
     Raises:
-        FileNotFoundError: If ``path`` does not exist.
+        LSSKDCheckpointError: If ``path`` does not exist, is truncated or
+            corrupt (a failed CRC), or holds non-finite weights.
         ValueError: If the file is not a checkpoint with ``architecture.*``
             weights.
     """
-    if not osp.isfile(path):
-        raise FileNotFoundError(f'Checkpoint {path} does not exist.')
+    check_checkpoint_file(path, 'export')
     try:
         checkpoint = CheckpointLoader.load_checkpoint(path, map_location='cpu')
     except Exception as error:
@@ -174,6 +176,7 @@ def load_training_checkpoint(path: str) -> dict:
             f'{path} is not an LSSKD or PS-KD checkpoint: its state_dict has '
             f'no {PREFIX!r} weights. A plain classifier checkpoint needs no '
             f'export; load it with mmpretrain directly.')
+    check_finite_weights(state, path, 'export')
     return checkpoint
 
 

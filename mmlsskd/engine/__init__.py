@@ -1,8 +1,9 @@
 from .hooks import (AtomicCheckpointHook, BatchedRuntimeInfoHook,
-                    EpochSeedHook, PastPredictionHook)
+                    CheckpointFitHook, EpochSeedHook, PastPredictionHook)
 from .past_prediction_store import PastPredictions, PastPredictionStore
 
 __all__ = [
-    'AtomicCheckpointHook', 'BatchedRuntimeInfoHook', 'EpochSeedHook',
-    'PastPredictionHook', 'PastPredictionStore', 'PastPredictions'
+    'AtomicCheckpointHook', 'BatchedRuntimeInfoHook', 'CheckpointFitHook',
+    'EpochSeedHook', 'PastPredictionHook', 'PastPredictionStore',
+    'PastPredictions'
 ]

@@ -1,7 +1,8 @@
 from .cpu_allocator import reuse_freed_heap_memory
 from .distributed import destroy_process_group, setup_cpu_distributed
 from .mmrazor_compat import patch_mmrazor_quantization
-from .safe_checkpoint import allow_mmengine_checkpoint_types
+from .safe_checkpoint import (allow_mmengine_checkpoint_types,
+                              load_urls_weights_only)
 from .validation import (CheckpointWriteError, LSSKDCheckpointError,
                          LSSKDConfigError, NonFiniteLossError)
 from .work_dir_lock import WorkDirInUseError, WorkDirLock, lock_work_dir
@@ -10,6 +11,6 @@ __all__ = [
     'CheckpointWriteError', 'LSSKDCheckpointError', 'LSSKDConfigError',
     'NonFiniteLossError', 'WorkDirInUseError', 'WorkDirLock',
     'allow_mmengine_checkpoint_types', 'destroy_process_group',
-    'lock_work_dir', 'patch_mmrazor_quantization', 'reuse_freed_heap_memory',
+    'load_urls_weights_only', 'lock_work_dir', 'patch_mmrazor_quantization', 'reuse_freed_heap_memory',
     'setup_cpu_distributed'
 ]

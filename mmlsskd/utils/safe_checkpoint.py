@@ -61,3 +61,29 @@ def allow_mmengine_checkpoint_types() -> None:
                           for module in ('builtins', '__builtin__')]
     add_safe_globals(
         [HistoryBuffer, *_numpy_globals(), *restricted_getattr])
+
+
+def load_urls_weights_only() -> None:
+    """Download checkpoints with the weights-only loader too.
+
+    mmengine fetches ``http(s)://``, ``torchvision://`` and
+    ``open-mmlab://`` checkpoints with ``torch.hub.load_state_dict_from_url``,
+    whose ``weights_only`` defaults to False: a downloaded file could run
+    code while it is unpickled, where a local file could not. mmengine's
+    loaders look ``load_url`` up at call time, so it is replaced by the same
+    download with ``weights_only=True``.
+    """
+    import inspect
+
+    from mmengine.runner import checkpoint
+    download = torch.hub.load_state_dict_from_url
+    if getattr(checkpoint.load_url, 'weights_only', False) or \
+            'weights_only' not in inspect.signature(download).parameters:
+        return
+
+    def load_url(url, *args, **kwargs):
+        kwargs['weights_only'] = True
+        return download(url, *args, **kwargs)
+
+    load_url.weights_only = True
+    checkpoint.load_url = load_url

@@ -8,6 +8,7 @@ them.
 """
 import difflib
 import math
+import os
 import os.path as osp
 import zipfile
 from typing import Dict, Iterable, Optional
@@ -270,23 +271,51 @@ def check_square_views(view_transform, height: int, width: int) -> None:
             'angles=(0, 180).')
 
 
+# What torch.save's legacy (non-zip) format writes first: pickle protocol 2
+# and torch's magic number as a 10-byte long.
+_LEGACY_TORCH_HEADER = b'\x80\x02\x8a\x0a' + (
+    0x1950a86a20f9469cfc6c).to_bytes(10, 'little')
+
+
+_VERIFIED_FILES = set()  # (real path, size, mtime) of checked files
+
+
+def is_remote(path: str) -> bool:
+    """A URL or storage URI (``https://``, ``s3://``, ``open-mmlab://``...)
+    that mmengine's loader fetches itself."""
+    return '://' in str(path)
+
+
 def check_checkpoint_file(path: str, purpose: str) -> None:
-    """A checkpoint file exists and is a complete PyTorch zip archive.
+    """A local checkpoint file exists and is complete: a PyTorch zip
+    archive whose every member passes its CRC, or a file in torch.save's
+    legacy format. URLs are left to the loader, which downloads them.
 
     Args:
         path (str): The file.
-        purpose (str): ``'resume'`` or ``'load_from'``, for the message.
+        purpose (str): ``'resume'``, ``'load_from'``, ``'test'`` or
+            ``'export'``, for the message.
     """
+    if is_remote(path):
+        return
     if not osp.isfile(path):
         raise LSSKDCheckpointError(
             _message(purpose, f'checkpoint {path} does not exist',
                      'Check the path (or drop it: --resume alone picks the '
                      "work directory's latest checkpoint)."))
+    stat = os.stat(path)
+    identity = (osp.realpath(path), stat.st_size, stat.st_mtime_ns)
+    if identity in _VERIFIED_FILES:
+        return  # e.g. tools/test.py's check, then the LSSKD hook's
     try:
         with zipfile.ZipFile(path) as archive:
             broken = archive.testzip()
     except (zipfile.BadZipFile, OSError) as error:
-        broken = str(error) or type(error).__name__
+        with open(path, 'rb') as f:
+            if f.read(len(_LEGACY_TORCH_HEADER)) == _LEGACY_TORCH_HEADER:
+                broken = None  # legacy format: no checksums to verify
+            else:
+                broken = str(error) or type(error).__name__
     if broken is not None:
         raise LSSKDCheckpointError(
             _message(
@@ -294,6 +323,23 @@ def check_checkpoint_file(path: str, purpose: str) -> None:
                 f'({broken}); nothing was loaded or overwritten',
                 'Use the previous checkpoint of the work directory (its '
                 'last_checkpoint file names the last complete one).'))
+    _VERIFIED_FILES.add(identity)
+
+
+def check_finite_weights(state_dict: dict, path: str, purpose: str) -> None:
+    """Every floating-point weight of the checkpoint is finite."""
+    bad = [
+        k for k, v in state_dict.items()
+        if torch.is_tensor(v) and v.is_floating_point()
+        and not bool(torch.isfinite(v).all())
+    ]
+    if bad:
+        raise LSSKDCheckpointError(
+            _message(
+                purpose, f'checkpoint {path} has non-finite weights in '
+                f'{", ".join(bad[:3])}{" ..." if len(bad) > 3 else ""}',
+                'Use an earlier checkpoint of the run; a run stopped by the '
+                'NaN check never saves such weights.'))
 
 
 def state_dict_differences(model: torch.nn.Module,
@@ -322,14 +368,35 @@ def describe_differences(differences: Dict[str, list]) -> str:
         for kind, keys in differences.items())
 
 
+def unwrap_model(model: torch.nn.Module) -> torch.nn.Module:
+    """The model inside a DDP-style wrapper or a test-time-augmentation
+    model, as mmengine loads checkpoints into it."""
+    from mmengine.model import BaseTTAModel, is_model_wrapper
+    while is_model_wrapper(model) or isinstance(model, BaseTTAModel):
+        model = model.module
+    return model
+
+
 def check_checkpoint_fits(state_dict: dict, model: torch.nn.Module,
                           path: str, purpose: str) -> None:
-    """The checkpoint's weights are this model's (same keys and shapes)."""
-    differences = state_dict_differences(model, state_dict)
+    """The checkpoint's weights are this model's (same keys and shapes;
+    a ``module.`` prefix is stripped, as mmengine does)."""
+    state_dict = {
+        k[len('module.'):] if k.startswith('module.') else k: v
+        for k, v in state_dict.items()
+    }
+    differences = state_dict_differences(unwrap_model(model), state_dict)
     if not differences:
         return
-    if 'missing' in differences and not any(
-            k.startswith('architecture.') for k in state_dict):
+    training_checkpoint = any(k.startswith('architecture.')
+                              for k in state_dict)
+    if 'unexpected' in differences and training_checkpoint and not any(
+            k.startswith('architecture.')
+            for k in unwrap_model(model).state_dict()):
+        fix = ('It is an LSSKD/PS-KD training checkpoint: test it with its '
+               'training config, or export the plain classifier first with '
+               'tools/deployment/export_student.py.')
+    elif 'missing' in differences and not training_checkpoint:
         fix = ('It looks like a plain classifier checkpoint: to start from '
                'it, set model.architecture.init_cfg=dict(type='
                "'Pretrained', checkpoint=...) instead.")

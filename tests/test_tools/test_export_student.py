@@ -5,13 +5,15 @@ import os
 import pickle
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import mmcv
 import numpy as np
 import pytest
 import torch
-from conftest import NUM_CLASSES, ROOT, make_cfg, run, tiny_options
+from conftest import (NUM_CLASSES, ROOT, make_cfg, run, serving,
+                      tiny_options)
 from mmengine.config import Config
 from mmengine.registry import init_default_scope
 from mmengine.runner import load_checkpoint
@@ -251,3 +253,78 @@ def test_student_config_of_other_shipped_configs():
             Config.fromfile(
                 str(ROOT / 'configs/baselines/'
                     'resnet18_1xb64-240e_cifar100.py')))
+
+
+def metrics_of(trained, tmp_path, name, config, checkpoint, *extra,
+                 **env) -> dict:
+    """tools/test.py's metrics of ``checkpoint`` under ``config``."""
+    out = tmp_path / f'{name}.json'
+    run([
+        sys.executable, 'tools/test.py', str(config), str(checkpoint),
+        '--work-dir', str(tmp_path / name), '--out', str(out),
+        '--out-item', 'metrics', *extra, '--cfg-options',
+        *trained['options']
+    ], tmp_path, **env)
+    return json.loads(out.read_text())
+
+
+def test_every_checkpoint_form_and_documented_flag_tests(trained, tmp_path):
+    """--tta, a URL and torch.save's legacy format load, weights-only."""
+    zipped = metrics_of(trained, tmp_path, 'zip', CONFIG,
+                          trained['checkpoint'])
+    legacy = tmp_path / 'legacy.pth'
+    torch.save(torch.load(trained['checkpoint'], map_location='cpu'), legacy,
+               _use_new_zipfile_serialization=False)
+    assert metrics_of(trained, tmp_path, 'legacy', CONFIG,
+                        legacy) == zipped
+    with serving(trained['checkpoint'].parent) as url:
+        assert metrics_of(
+            trained, tmp_path, 'url', CONFIG, f'{url}/epoch_1.pth',
+            TORCH_HOME=str(tmp_path / 'hub')) == zipped
+    tta = metrics_of(trained, tmp_path, 'tta', CONFIG,
+                       trained['checkpoint'], '--tta')
+    assert set(tta) == {'accuracy/top1', 'accuracy/top5'}
+
+
+def test_a_checkpoint_that_does_not_fit_fails_the_test(trained, tmp_path):
+    # The LSSKD training checkpoint under the exported plain config would
+    # be tested as random weights.
+    out = run([
+        sys.executable, 'tools/test.py',
+        str(trained['student'] / 'student_config.py'),
+        str(trained['checkpoint']), '--work-dir', str(tmp_path / 'x'),
+        '--cfg-options',
+        *[o for o in trained['options'] if o.startswith('test_dataloader')]
+    ], tmp_path, succeed=False)
+    assert f'test: checkpoint {trained["checkpoint"]} is not one of this ' \
+        'model (missing backbone.' in out
+    assert 'export the plain classifier first' in out
+    assert 'Epoch(test)' not in out
+
+
+def test_export_checks_its_input_as_strictly_as_training(trained, tmp_path):
+    common = ['--out-dir', str(tmp_path / 'out'), '--cfg-options',
+              *trained['options']]
+    data = bytearray(trained['checkpoint'].read_bytes())
+    with zipfile.ZipFile(trained['checkpoint']) as archive:
+        info = next(i for i in archive.infolist()
+                    if i.file_size > 1000 and i.compress_type == 0)
+    # One flipped byte inside a stored tensor: a valid zip, a bad CRC.
+    offset = info.header_offset + 30 + len(info.filename.encode()) + len(
+        info.extra) + info.file_size // 2
+    data[offset] ^= 0xFF
+    flipped = tmp_path / 'flipped.pth'
+    flipped.write_bytes(bytes(data))
+    out = run([sys.executable, EXPORT, CONFIG, str(flipped), *common],
+              tmp_path, succeed=False)
+    assert f'export: checkpoint {flipped} is truncated or corrupt' in out
+    # Non-finite weights are refused too.
+    checkpoint = torch.load(trained['checkpoint'], map_location='cpu')
+    key = next(k for k in checkpoint['state_dict']
+               if k.startswith('architecture.head'))
+    checkpoint['state_dict'][key].view(-1)[0] = float('inf')
+    torch.save(checkpoint, tmp_path / 'inf.pth')
+    out = run([sys.executable, EXPORT, CONFIG,
+               str(tmp_path / 'inf.pth'), *common], tmp_path, succeed=False)
+    assert f'has non-finite weights in {key}' in out
+    assert not (tmp_path / 'out/student.pth').exists()

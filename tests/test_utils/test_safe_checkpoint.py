@@ -2,6 +2,7 @@ import pickle
 
 import pytest
 import torch
+from conftest import serving
 from mmengine.logging import HistoryBuffer, MessageHub
 
 
@@ -33,3 +34,32 @@ def test_arbitrary_globals_are_still_refused(tmp_path):
     torch.save({'x': print}, tmp_path / 'bad.pth')
     with pytest.raises(pickle.UnpicklingError):
         torch.load(tmp_path / 'bad.pth', weights_only=True)
+
+
+class RunsCode:
+    """Unpickles as a call that leaves a file behind."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return open, (self.marker, 'w')
+
+
+def test_downloaded_checkpoints_load_weights_only(tmp_path, monkeypatch):
+    """mmengine fetches URLs with torch.hub, whose weights_only defaults to
+    False; with mmlsskd imported a download is as safe as a local file."""
+    import mmlsskd  # noqa: F401
+    from mmengine.runner import CheckpointLoader
+    monkeypatch.setenv('TORCH_HOME', str(tmp_path / 'hub'))
+    served = tmp_path / 'served'
+    served.mkdir()
+    torch.save({'state_dict': {'w': torch.ones(2)}}, served / 'good.pth')
+    marker = tmp_path / 'code_ran'
+    torch.save({'state_dict': {'w': RunsCode(marker)}}, served / 'evil.pth')
+    with serving(served) as url:
+        good = CheckpointLoader.load_checkpoint(f'{url}/good.pth')
+        assert torch.equal(good['state_dict']['w'], torch.ones(2))
+        with pytest.raises(pickle.UnpicklingError):
+            CheckpointLoader.load_checkpoint(f'{url}/evil.pth')
+    assert not marker.exists()

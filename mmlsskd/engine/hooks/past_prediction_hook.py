@@ -3,7 +3,6 @@ from typing import Optional
 import torch
 from mmengine.dist import all_gather, get_world_size
 from mmengine.hooks import CheckpointHook, Hook
-from mmengine.model import is_model_wrapper
 from mmengine.optim import OptimWrapperDict
 from mmengine.runner import EpochBasedTrainLoop, find_latest_checkpoint
 from mmpretrain.registry import HOOKS
@@ -11,9 +10,11 @@ from mmpretrain.registry import HOOKS
 from ...utils.validation import (LSSKDCheckpointError,
                                   check_checkpoint_file,
                                   check_checkpoint_fits, check_dataset_fits,
+                                  check_finite_weights,
                                   check_labels, check_square_views,
                                   check_store_options, check_unit_interval,
-                                  config_error, sample_index_space)
+                                  config_error, sample_index_space,
+                                  unwrap_model)
 from ..device_finite_guard import DeviceFiniteGuard
 from ..past_prediction_store import PastPredictionStore
 from ..training_set_fingerprint import training_set_fingerprint
@@ -117,9 +118,7 @@ class PastPredictionHook(Hook):
 
     @staticmethod
     def _algorithm(runner):
-        model = runner.model
-        if is_model_wrapper(model):
-            model = model.module
+        model = unwrap_model(runner.model)
         if not hasattr(model, 'attach_past_predictions'):
             raise config_error(
                 'custom_hooks', f'PastPredictionHook works with LSSKD or '
@@ -344,9 +343,10 @@ class PastPredictionHook(Hook):
         """Check the weights fit; restore the store on resume (``load_from``
         starts a fresh one)."""
         path, purpose = self._checkpoint_to_load(runner)
-        check_checkpoint_fits(
-            checkpoint.get('state_dict', {}), self._algorithm(runner), path,
-            purpose)
+        state_dict = checkpoint.get('state_dict', {})
+        check_checkpoint_fits(state_dict, self._algorithm(runner), path,
+                              purpose)
+        check_finite_weights(state_dict, path, purpose)
         if purpose != 'resume':
             return
         self._check_ends_an_epoch(runner, checkpoint.get('meta') or {}, path)
