@@ -124,6 +124,11 @@ def check_labels(labels: torch.Tensor, num_classes: int) -> None:
     ``one_hot``)."""
     if not labels.numel():
         return
+    if labels.is_floating_point() or labels.dtype == torch.bool:
+        raise config_error(
+            'gt_label', f'labels are {labels.dtype}, not class indices',
+            'Give every sample its integer class index; LSSKD builds its '
+            'soft targets itself (and refuses label-mixing augments).')
     low, high = torch.stack(torch.aminmax(labels)).tolist()
     if low < 0 or high >= num_classes:
         raise config_error(

@@ -471,3 +471,65 @@ def test_a_checkpoint_from_inside_an_epoch_is_refused(tiny_cfg_options,
                        match=f'checkpoint {inside} was saved inside epoch 1, '
                        'after 2 of its 3 steps'):
         runner.train()
+
+
+def float_labels(monkeypatch):
+    """Every sample's gt_label as a float tensor (a custom pipeline's)."""
+    from mmpretrain.datasets.transforms import PackInputs
+    pack = PackInputs.transform
+
+    def packed(transform, results):
+        packed = pack(transform, results)
+        sample = packed['data_samples']
+        sample.set_field(sample.gt_label.float(), 'gt_label')
+        return packed
+
+    monkeypatch.setattr(PackInputs, 'transform', packed)
+
+
+@pytest.mark.parametrize('case, match', [
+    ('no neck', r'model.architecture.head: fails on what the backbone gives '
+     r'\(there is no neck\), .*neck=dict\(type=\'GlobalAveragePooling\'\)'),
+    ('head in_channels', r'model.architecture.head: fails on what the neck '
+     r'gives, .*\(2, 32\) \(mat1 .* Set head in_channels=32 \(it is 16\)'),
+    ('three stages', r'model.architecture.backbone.out_indices: \(0, 1, 2, '
+     r'3\) names stage 3, but ResNet_CIFAR has num_stages=3 .* '
+     r'out_indices=\(0, 1, 2\)'),
+    ('float labels', r'gt_label: labels are torch.float32, not class '
+     r'indices. Give every sample its integer class index'),
+    ('infinite sampler', r'train_dataloader.sampler: InfiniteSampler never '
+     r'ends an epoch.*DefaultSampler'),
+    ('two hooks', r'custom_hooks: 2 PastPredictionHooks.*Keep one'),
+    ('branch accuracy', r'val_evaluator: BranchAccuracy reads the auxiliary '
+     r'branches.*model.evaluate_branches=True'),
+])
+def test_settings_that_cannot_train_fail_before_the_first_step(
+        tiny_cfg_options, tmp_path, monkeypatch, case, match):
+    options = list(tiny_cfg_options)
+    extra = {}
+    if case == 'no neck':
+        extra['model.architecture.neck'] = None
+    elif case == 'head in_channels':
+        options.append('model.architecture.head.in_channels=16')
+    elif case == 'three stages':
+        options.append('model.architecture.backbone.num_stages=3')
+    elif case == 'float labels':
+        float_labels(monkeypatch)
+    elif case == 'infinite sampler':
+        options.append('train_dataloader.sampler.type=InfiniteSampler')
+    elif case == 'two hooks':
+        extra['custom_hooks'] = [
+            dict(type='PastPredictionHook'), dict(type='EpochSeedHook'),
+            dict(type='PastPredictionHook')]
+    elif case == 'branch accuracy':
+        extra['val_evaluator'] = [dict(type='Accuracy', topk=(1, 5)),
+                                  dict(type='BranchAccuracy')]
+    steps = []
+    monkeypatch.setattr(
+        RotationJointHead, 'loss',
+        lambda *args, **kwargs: steps.append(1) or {})
+    with pytest.raises(LSSKDConfigError, match=match):
+        cfg = make_cfg(options, tmp_path)
+        cfg.merge_from_dict(extra)
+        Runner.from_cfg(cfg).train()
+    assert not steps

@@ -4,6 +4,7 @@ import torch
 from mmengine.dist import all_gather, get_world_size
 from mmengine.hooks import CheckpointHook, Hook
 from mmengine.optim import OptimWrapperDict
+from mmengine.dataset import InfiniteSampler
 from mmengine.runner import EpochBasedTrainLoop, find_latest_checkpoint
 from mmpretrain.registry import HOOKS
 
@@ -128,7 +129,15 @@ class PastPredictionHook(Hook):
         return model
 
     def before_run(self, runner) -> None:
-        """Check the checkpoint to resume or load before anything runs."""
+        """Check the hooks, and the checkpoint to resume or load, before
+        anything runs."""
+        own = [h for h in runner.hooks if isinstance(h, PastPredictionHook)]
+        if len(own) > 1:
+            raise config_error(
+                'custom_hooks', f'{len(own)} PastPredictionHooks, and every '
+                f'one would keep its own store and write every step into it',
+                'Keep one (the shipped LSSKD and PS-KD configs add it: '
+                'extend _base_.custom_hooks instead of adding another).')
         for hook in runner.hooks:
             if type(hook) is CheckpointHook and hook.max_keep_ckpts > 0:
                 runner.logger.warning(
@@ -164,13 +173,30 @@ class PastPredictionHook(Hook):
                 'sample per epoch and needs an epoch-based loop',
                 'Set train_cfg=dict(by_epoch=True, max_epochs=...).')
         algorithm = self._algorithm(runner)
-        dataset = runner.train_dataloader.dataset
+        loader = runner.train_dataloader
+        if isinstance(getattr(loader, 'sampler', None), InfiniteSampler):
+            raise config_error(
+                'train_dataloader.sampler', 'InfiniteSampler never ends an '
+                'epoch, and the store and alpha_t advance once per epoch',
+                "Use sampler=dict(type='DefaultSampler', shuffle=True).")
+        self._check_evaluators(runner, algorithm)
+        dataset = loader.dataset
         check_dataset_fits(dataset, algorithm.num_classes)
-        view_transform = getattr(algorithm, 'view_transform', None)
-        if view_transform is not None and len(dataset):
-            # One sample tells the image size before hours of training.
-            check_square_views(view_transform,
-                               *dataset[0]['inputs'].shape[-2:])
+        if len(dataset):
+            # One sample tells the image size, and a dry run whether every
+            # module fits what it receives, before hours of training.
+            sample = dataset[0]
+            label = getattr(sample['data_samples'], 'gt_label', None)
+            if label is not None:
+                check_labels(label, algorithm.num_classes)
+            view_transform = getattr(algorithm, 'view_transform', None)
+            if view_transform is not None:
+                check_square_views(view_transform,
+                                   *sample['inputs'].shape[-2:])
+            batch = algorithm.data_preprocessor(
+                dict(inputs=[sample['inputs']] * 2,
+                     data_samples=[sample['data_samples']] * 2), False)
+            algorithm.check_forward(batch['inputs'])
         sizes = dict(
             num_samples=sample_index_space(dataset),
             num_classes=algorithm.num_classes,
@@ -209,6 +235,29 @@ class PastPredictionHook(Hook):
                 f"mix in other images' predictions. Resume with the training "
                 f"set the checkpoint was trained on, or start from its "
                 f"weights alone with load_from (a fresh store).")
+
+    @staticmethod
+    def _check_evaluators(runner, algorithm) -> None:
+        """BranchAccuracy needs the branches' predictions at evaluation."""
+        for name in ('val', 'test'):
+            loop = getattr(runner, f'_{name}_loop', None)
+            evaluator = getattr(loop, 'evaluator', None) or \
+                runner.cfg.get(f'{name}_evaluator')
+            metrics = getattr(evaluator, 'metrics', None) or evaluator or []
+            if isinstance(metrics, dict):
+                metrics = [metrics]
+            uses_branches = any(
+                type(m).__name__ == 'BranchAccuracy' or (isinstance(
+                    m, dict) and 'BranchAccuracy' in str(m.get('type')))
+                for m in metrics)
+            if uses_branches and not getattr(algorithm, 'evaluate_branches',
+                                             False):
+                raise config_error(
+                    f'{name}_evaluator', 'BranchAccuracy reads the '
+                    'auxiliary branches\' predictions, which the model does '
+                    'not make at evaluation',
+                    'Set model.evaluate_branches=True, or drop '
+                    'BranchAccuracy.')
 
     @staticmethod
     def _store_device(runner, algorithm, sizes: dict, options: dict):

@@ -8,7 +8,7 @@ from torch import nn
 
 from ...utils.validation import (check_loss_cfg, check_unit_interval,
                                  config_error)
-from ..utils import progressive_targets
+from ..utils import progressive_targets, run_named
 from .pskd import PSKD
 
 
@@ -165,6 +165,15 @@ class LSSKD(PSKD):
     def num_branches(self) -> int:
         """int: Number of auxiliary branches."""
         return self.aux_neck.num_branches
+
+    def _forward_every_module(self, inputs: torch.Tensor) -> tuple:
+        """The classifier, then the auxiliary branches, each named."""
+        stages = super()._forward_every_module(inputs)
+        features = run_named('model.aux_neck', self.aux_neck, stages,
+                             'the backbone gives')
+        run_named('model.aux_head', self.aux_head, features,
+                  'the auxiliary neck gives')
+        return stages
 
     def loss(self, inputs: torch.Tensor,
              data_samples: List[DataSample]) -> Dict[str, torch.Tensor]:

@@ -10,7 +10,8 @@ from torch import nn
 
 from ...utils.validation import (check_finite_losses, check_loss_cfg,
                                  config_error)
-from ..utils import progressive_targets
+from ..utils import (backbone_settings_error, head_fix,
+                     progressive_targets, run_named)
 
 
 @MODELS.register_module()
@@ -74,7 +75,12 @@ class PSKD(BaseAlgorithm):
                     f'targets from hard labels, so batch augments that mix '
                     f'labels (Mixup, CutMix) cannot work',
                     'Remove batch_augments from data_preprocessor.')
-        super().__init__(architecture, data_preprocessor, init_cfg)
+        try:
+            super().__init__(architecture, data_preprocessor, init_cfg)
+        except AssertionError as error:
+            # mmpretrain's backbones check their settings with bare asserts.
+            raise backbone_settings_error(architecture['backbone'],
+                                          error) from error
 
         self.num_classes = getattr(self.architecture.head, 'num_classes',
                                    None)
@@ -96,6 +102,39 @@ class PSKD(BaseAlgorithm):
         self._unchecked_losses = None
         self.channels_last = channels_last
         self._apply_memory_format()
+
+    def check_forward(self, inputs: torch.Tensor) -> None:
+        """Run the model once on ``inputs`` (a preprocessed batch), without
+        gradients and in eval mode, so that a neck or head that does not fit
+        what it receives fails before the first step, named, instead of
+        inside it as a bare shape error.
+
+        Raises:
+            LSSKDConfigError: Naming the module that failed, what it
+                received and what to change.
+        """
+        was_training = self.training
+        self.eval()
+        try:
+            with torch.no_grad():
+                self._forward_every_module(inputs)
+        finally:
+            self.train(was_training)
+
+    def _forward_every_module(self, inputs: torch.Tensor) -> tuple:
+        """The classifier's backbone, neck and head on ``inputs``, each
+        failure named; the backbone's outputs."""
+        classifier = self.architecture
+        stages = classifier.backbone(inputs)
+        features = stages
+        if getattr(classifier, 'with_neck', False):
+            features = run_named('model.architecture.neck', classifier.neck,
+                                 stages, 'the backbone gives')
+        run_named('model.architecture.head', classifier.head, features,
+                  'the neck gives' if getattr(classifier, 'with_neck', False)
+                  else 'the backbone gives (there is no neck)',
+                  fix=head_fix(classifier.head, features))
+        return stages
 
     def _apply_memory_format(self) -> None:
         """Put the 4-D weights in channels-last layout if asked (called

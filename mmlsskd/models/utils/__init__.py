@@ -1,4 +1,9 @@
+from .forward_checks import (backbone_settings_error, head_fix,
+                             run_named)
 from .progressive_targets import progressive_targets
 from .rotation_views import RotationViews
 
-__all__ = ['RotationViews', 'progressive_targets']
+__all__ = [
+    'RotationViews', 'backbone_settings_error', 'head_fix',
+    'progressive_targets', 'run_named'
+]

@@ -1,0 +1,68 @@
+"""Name the module and the setting when a wrapped classifier's parts do not
+fit together: at build time for a backbone's settings, before the first
+step for shapes (a dry run on one batch)."""
+from typing import Callable, Optional
+
+import torch
+
+from ...utils.validation import LSSKDConfigError, config_error
+
+
+def describe_shapes(features) -> str:
+    """``'(2, 64, 8, 8), (2, 128, 4, 4)'`` for a tensor or a sequence."""
+    if torch.is_tensor(features):
+        return str(tuple(features.shape))
+    return ', '.join(describe_shapes(f) for f in features)
+
+
+def backbone_settings_error(backbone: dict,
+                            error: AssertionError) -> LSSKDConfigError:
+    """The project's message for a backbone that refused its settings with
+    a bare ``assert``."""
+    kind = backbone.get('type', 'the backbone')
+    detail = str(error) or 'an assertion in its __init__ failed'
+    out_indices = backbone.get('out_indices')
+    stages = backbone.get('num_stages')
+    if out_indices is not None and stages is not None and \
+            max(out_indices) >= stages:
+        return config_error(
+            'model.architecture.backbone.out_indices',
+            f'{tuple(out_indices)} names stage {max(out_indices)}, but '
+            f'{kind} has num_stages={stages} (stages 0..{stages - 1})',
+            f'Name stages that exist, e.g. out_indices='
+            f'{tuple(range(stages))}.')
+    fix = ('Check out_indices against its number of stages, and its other '
+           'settings against its documentation.'
+           if out_indices is not None else
+           'Check its settings against its documentation.')
+    return config_error('model.architecture.backbone',
+                        f'{kind} refused its settings ({detail})', fix)
+
+
+def head_fix(head, features) -> str:
+    """How to make ``head`` take ``features``."""
+    last = features[-1] if isinstance(features, (tuple, list)) else features
+    if torch.is_tensor(last) and last.dim() > 2:
+        return ("The head takes (N, C) features: pool the feature map with "
+                "neck=dict(type='GlobalAveragePooling').")
+    channels = getattr(head, 'in_channels', None)
+    if torch.is_tensor(last) and channels is not None and \
+            channels != last.shape[-1]:
+        return (f'Set head in_channels={last.shape[-1]} (it is '
+                f'{channels}).')
+    return 'Make the head take what it receives.'
+
+
+def run_named(subject: str, module: Callable, features, source: str,
+              fix: Optional[str] = None):
+    """``module(features)``; a shape error becomes the project's message,
+    naming ``subject`` and what it received from ``source``."""
+    try:
+        return module(features)
+    except (RuntimeError, ValueError, TypeError, IndexError) as error:
+        first_line = str(error).strip().splitlines()[0] if str(error) else \
+            type(error).__name__
+        raise config_error(
+            subject, f'fails on what {source}, {describe_shapes(features)} '
+            f'({first_line})', fix or 'Make it take what it receives.'
+        ) from error
