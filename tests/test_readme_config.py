@@ -25,7 +25,8 @@ def test_readme_mixin_config_trains_one_step(tmp_path):
     path.write_text(readme_mixin_config())
     cfg = Config.fromfile(str(path))
     assert cfg.model.architecture.backbone.type == 'ResNet_CIFAR'
-    assert cfg.custom_hooks[0].type == 'PastPredictionHook'
+    assert [h.type for h in cfg.custom_hooks] == [
+        'PastPredictionHook', 'EpochSeedHook']
     # Shrink the inherited ResNet-50 so the step is fast on a CPU.
     cfg.model.architecture.backbone.base_channels = 4
     cfg.model.architecture.backbone.stem_channels = 4
@@ -46,3 +47,16 @@ def test_readme_mixin_config_trains_one_step(tmp_path):
         ])
     log_vars = model.train_step(data, optim)
     assert torch.isfinite(log_vars['loss'])
+
+
+def test_readme_mixin_keeps_the_base_configs_hooks(tmp_path):
+    """On a base with its own custom_hooks (ConvNeXt's EMAHook) the mix-in
+    adds LSSKD's hooks instead of replacing the base's."""
+    snippet = readme_mixin_config().replace(
+        'resnet/resnet50_8xb16_cifar100.py',
+        'convnext/convnext-tiny_32xb128_in1k.py')
+    path = tmp_path / 'my_lsskd.py'
+    path.write_text(snippet)
+    cfg = Config.fromfile(str(path))
+    assert [h.type for h in cfg.custom_hooks] == [
+        'EMAHook', 'PastPredictionHook', 'EpochSeedHook']

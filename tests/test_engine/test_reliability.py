@@ -533,3 +533,30 @@ def test_settings_that_cannot_train_fail_before_the_first_step(
         cfg.merge_from_dict(extra)
         Runner.from_cfg(cfg).train()
     assert not steps
+
+
+def test_a_store_the_machine_cannot_hold_stops_before_allocating(
+        tiny_cfg_options, tmp_path, monkeypatch):
+    from mmlsskd.engine import PastPredictionStore
+    from mmlsskd.engine.hooks import past_prediction_hook
+    dense = PastPredictionStore.estimate_nbytes(NUM_TRAIN, NUM_CLASSES, 4, 4)
+    monkeypatch.setattr(past_prediction_hook, 'available_host_memory',
+                        lambda: dense // 2)
+    allocated = []
+    monkeypatch.setattr(past_prediction_hook, 'PastPredictionStore',
+                        type('Counting', (PastPredictionStore, ), dict(
+                            __init__=lambda self, *a, **k: allocated.append(
+                                1))))
+    runner = Runner.from_cfg(make_cfg(tiny_cfg_options, tmp_path))
+    with pytest.raises(LSSKDConfigError) as error:
+        runner.train()
+    message = str(error.value)
+    assert message.startswith(f'PastPredictionHook.store: the store of '
+                              f'{NUM_TRAIN} samples needs ')
+    assert 'more than the 0.0 GiB of available host memory' in message
+    setting = message.split('store=dict(')[1].split(')')[0]
+    assert setting.startswith("dtype='float16'")
+    bounded = PastPredictionStore.estimate_nbytes(
+        NUM_TRAIN, NUM_CLASSES, 4, 4, **eval(f'dict({setting})'))
+    assert bounded <= dense // 4
+    assert not allocated and runner.iter == 0

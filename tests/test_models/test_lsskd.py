@@ -260,3 +260,32 @@ def test_training_forward_runs_the_backbone_once_over_all_views():
         flops(lambda: model.aux_head(model.aux_neck(stages))))
     assert expected > 0
     assert flops(lambda: model.loss(inputs, samples)) == expected
+
+
+MIXUP = dict(augments=dict(type='Mixup', alpha=0.8))
+
+
+@pytest.mark.parametrize('where, key', [
+    ('top', 'data_preprocessor.batch_augments'),
+    ('architecture preprocessor',
+     'model.architecture.data_preprocessor.batch_augments'),
+    ('architecture train_cfg', 'model.architecture.train_cfg.augments'),
+])
+def test_label_mixing_augments_are_refused_wherever_the_config_puts_them(
+        where, key):
+    """mmpretrain's Swin, ConvNeXt and DeiT configs put Mixup/CutMix in
+    model.train_cfg.augments, which the classifier moves into its batch
+    augments; none may reach LSSKD's hard-label targets."""
+    architecture = tiny_architecture()
+    kwargs = {}
+    if where == 'top':
+        kwargs['data_preprocessor'] = dict(batch_augments=MIXUP)
+    elif where == 'architecture preprocessor':
+        architecture['data_preprocessor'] = dict(
+            type='ClsDataPreprocessor', batch_augments=MIXUP)
+    else:
+        architecture['train_cfg'] = MIXUP
+    with pytest.raises(LSSKDConfigError,
+                       match=f'{key}: LSSKD builds its targets from hard '
+                       f'labels.* Set {key}=None'):
+        MODELS.build(tiny_lsskd(architecture=architecture, **kwargs))

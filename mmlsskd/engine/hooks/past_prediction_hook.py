@@ -1,3 +1,4 @@
+import os
 from typing import Optional
 
 import torch
@@ -23,6 +24,19 @@ from .batched_runtime_info_hook import logger_interval
 
 CHECKPOINT_KEY = 'lsskd_past_predictions'
 FINGERPRINT_KEY = 'lsskd_training_set'
+
+
+def available_host_memory() -> Optional[int]:
+    """Bytes the host can still give without swapping (Linux's
+    MemAvailable); None where unknown."""
+    try:
+        with open('/proc/meminfo') as f:
+            for line in f:
+                if line.startswith('MemAvailable:'):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
 
 
 @HOOKS.register_module()
@@ -275,7 +289,46 @@ class PastPredictionHook(Hook):
                 device = model_device if nbytes <= free / 4 else 'pinned'
         runner.logger.info(
             f'Past-prediction store: {nbytes / 2**20:.1f} MiB on {device}.')
+        PastPredictionHook._check_store_fits(sizes, options, nbytes, device)
         return device
+
+    @staticmethod
+    def _check_store_fits(sizes: dict, options: dict, nbytes: int,
+                          device) -> None:
+        """Stop before allocating a store the machine cannot hold, with the
+        store setting that would fit."""
+        if torch.device('cpu' if device == 'pinned' else device).type == \
+                'cuda':
+            available, _ = torch.cuda.mem_get_info(device)
+            where = f'free memory of {device}'
+            sharing = 1
+        else:
+            available = available_host_memory()
+            where = 'available host memory'
+            # Every rank of this machine holds a whole store.
+            sharing = int(os.environ.get('LOCAL_WORLD_SIZE', 1))
+        if available is None or nbytes * sharing <= available:
+            return
+        bounded = dict(options, device=options.get('device', 'auto'))
+        for step in (dict(dtype='float16'), dict(topk=32),
+                     dict(branch_views='unrotated'), dict(topk=8)):
+            bounded.update(step)
+            fits = PastPredictionStore.estimate_nbytes(
+                **sizes,
+                **{k: v for k, v in bounded.items() if k != 'device'})
+            if fits * sharing <= available / 2:
+                break
+        setting = ', '.join(f'{k}={v!r}' for k, v in bounded.items()
+                            if k != 'device')
+        raise config_error(
+            'PastPredictionHook.store', f'the store of {sizes["num_samples"]} '
+            f'samples needs {nbytes * sharing / 2**30:.1f} GiB'
+            f'{f" ({sharing} ranks)" if sharing > 1 else ""}, more than the '
+            f'{available / 2**30:.1f} GiB of {where}',
+            f"Bound it: give custom_hooks' PastPredictionHook "
+            f'store=dict({setting}), which needs '
+            f'{fits * sharing / 2**30:.3f} GiB (see the README\'s store '
+            f'section).')
 
     def _check_losses_before_optimizer_steps(self, runner, algorithm) -> None:
         """Run the NaN check as every optimizer's step pre-hook: after the

@@ -69,12 +69,19 @@ class PSKD(BaseAlgorithm):
             data_preprocessor = dict(data_preprocessor)
             data_preprocessor.setdefault('type',
                                          'mmpretrain.ClsDataPreprocessor')
-            if data_preprocessor.get('batch_augments'):
+        # mmpretrain configs put Mixup/CutMix in any of these places.
+        for key, where in (
+                ('data_preprocessor.batch_augments', data_preprocessor),
+                ('model.architecture.data_preprocessor.batch_augments',
+                 architecture.get('data_preprocessor')),
+                ('model.architecture.train_cfg.augments',
+                 architecture.get('train_cfg'))):
+            parent, field = key.rsplit('.', 1)
+            if isinstance(where, dict) and where.get(field):
                 raise config_error(
-                    'data_preprocessor.batch_augments', f'{name} builds its '
-                    f'targets from hard labels, so batch augments that mix '
-                    f'labels (Mixup, CutMix) cannot work',
-                    'Remove batch_augments from data_preprocessor.')
+                    key, f'{name} builds its targets from hard labels, so '
+                    f'batch augments that mix labels (Mixup, CutMix) cannot '
+                    f'work', f'Set {key}=None (or {parent}=None).')
         try:
             super().__init__(architecture, data_preprocessor, init_cfg)
         except AssertionError as error:
