@@ -1,5 +1,6 @@
 """The study script runs end to end: configs, training, one result file per
 run, runs with a result skipped, table and plot built from the files."""
+import argparse
 import json
 import sys
 
@@ -153,3 +154,42 @@ def test_a_holdout_table_is_not_written_into_the_readme(tmp_path):
         '--holdout', '0.1', '--update-readme', '--report-only'
     ], tmp_path, succeed=False)
     assert '--update-readme writes the test-set table' in out
+
+
+def test_an_interrupted_run_resumes_where_it_stopped(tiny_cifar100,
+                                                     tmp_path):
+    """A run killed with its session resumes from its last epoch when the
+    study is started again, and ends as the uninterrupted run does."""
+    data = tiny_cifar100 / 'cifar-100-python'
+    straight = tmp_path / 'straight_results'
+    run(study(data, tmp_path / 'straight', straight, '--methods', 'ce'),
+        tmp_path)
+    # The same run, stopped after its first epoch.
+    work, results = tmp_path / 'study', tmp_path / 'results'
+    sys.path.insert(0, str(ROOT / 'tools/benchmarks'))
+    from cifar100_cpu_study import study_config
+    args = argparse.Namespace(
+        data=str(data), model='resnet20', fraction=0.5, holdout=0.0,
+        epochs=2, val_interval=1, cfg_options={})
+    run_dir = work / 'ce_seed0'
+    run_dir.mkdir(parents=True)
+    cfg = study_config('ce', 0, args)
+    # Stops after the first evaluation, as a killed session would have.
+    cfg.custom_hooks.append(dict(type='EarlyStoppingHook',
+                                 monitor='accuracy/top1',
+                                 stopping_threshold=0.0))
+    cfg.dump(str(run_dir / 'first_part.py'))
+    run([sys.executable, 'tools/train.py', str(run_dir / 'first_part.py'),
+         '--work-dir', str(run_dir)], tmp_path)
+    assert (run_dir / 'epoch_1.pth').is_file()
+    assert not (run_dir / 'epoch_2.pth').exists()
+
+    out = run(study(data, work, results, '--methods', 'ce'), tmp_path)
+    assert 'Resuming' in out or 'resumed epoch: 1' in out
+    resumed = json.loads(
+        (results / 'ce_resnet20_0.5frac_2e_seed0.json').read_text())
+    expected = json.loads(
+        (straight / 'ce_resnet20_0.5frac_2e_seed0.json').read_text())
+    assert resumed['parts'] == 2 and resumed['wall_s'] is None
+    assert resumed['curve'] == expected['curve']
+    assert resumed['selection'] == expected['selection']

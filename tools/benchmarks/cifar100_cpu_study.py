@@ -165,8 +165,13 @@ def study_config(method: str, seed: int,
         max(1, round(m * scale)) for m in cfg.param_scheduler.milestones
     ]
     cfg.randomness = dict(seed=seed)
+    # Every epoch's checkpoint, the latest kept: a run killed with its
+    # session resumes exactly in the next (EpochSeedHook reseeds epochs).
     cfg.default_hooks.checkpoint = dict(
-        type='CheckpointHook', interval=args.epochs, max_keep_ckpts=1)
+        type='AtomicCheckpointHook', interval=1, max_keep_ckpts=1)
+    hooks = cfg.get('custom_hooks', [])
+    if not any(h.get('type') == 'EpochSeedHook' for h in hooks):
+        cfg.custom_hooks = hooks + [dict(type='EpochSeedHook')]
     cfg.default_hooks.logger = dict(type='LoggerHook', interval=50)
     if method.startswith('lsskd'):
         # Follow every auxiliary classifier on the test set too.
@@ -181,21 +186,29 @@ def study_config(method: str, seed: int,
 
 
 def read_run(work_dir: Path) -> dict:
-    """Per-evaluation test results and the median logged seconds per
-    training iteration, from the newest run's scalars.json."""
+    """Per-evaluation results and the median logged seconds per training
+    iteration, from the scalars.json of every part of the run (a resumed
+    run has one per start; a later evaluation of an epoch wins)."""
     runs = sorted(work_dir.glob('*/vis_data/scalars.json'))
     if not runs:
         raise FileNotFoundError(f'No scalars.json under {work_dir}.')
-    with open(runs[-1]) as f:
-        records = [json.loads(line) for line in f]
+    records = []
+    for run in runs:
+        with open(run) as f:
+            records += [json.loads(line) for line in f]
     # The median is robust to a few windows slowed by other processes.
     iter_times = [r['time'] for r in records if 'loss' in r and 'time' in r]
-    curve = [{
-        'epoch': r['step'],
-        **{k: v for k, v in r.items()
-           if k.startswith(('accuracy/', 'aux/branch'))}
-    } for r in records if 'accuracy/top1' in r]
-    return dict(curve=curve, s_per_iter=statistics.median(iter_times))
+    curve = {
+        r['step']: {
+            'epoch': r['step'],
+            **{k: v for k, v in r.items()
+               if k.startswith(('accuracy/', 'aux/branch'))}
+        }
+        for r in records if 'accuracy/top1' in r
+    }
+    return dict(curve=[curve[e] for e in sorted(curve)],
+                s_per_iter=statistics.median(iter_times),
+                parts=len(runs))
 
 
 def regime(args: argparse.Namespace) -> str:
@@ -312,7 +325,8 @@ def summarise_run(method: str, seed: int, args: argparse.Namespace,
                   top5=last['accuracy/top5'], branches_top1=branches),
         **extra,
         curve=curve,
-        wall_s=round(wall_s, 1),
+        wall_s=None if wall_s is None else round(wall_s, 1),
+        parts=run.get('parts', 1),
         s_per_iter=run['s_per_iter'],
         device=('cuda: ' + torch.cuda.get_device_name()
                 if torch.cuda.is_available() else
@@ -443,13 +457,16 @@ def selects_on_unused(args: argparse.Namespace) -> bool:
 
 def train_run(method: str, seed: int, args: argparse.Namespace,
               run_dir: Path, config: Path) -> dict:
-    """Train ``config`` with tools/train.py and summarise the run."""
+    """Train ``config`` with tools/train.py, resuming an interrupted run
+    from its last epoch, and summarise the run."""
     start = time.perf_counter()
+    resume = ['--resume'] if (run_dir / 'last_checkpoint').exists() else []
     subprocess.run([
         sys.executable, str(ROOT / 'tools/train.py'), str(config),
-        '--work-dir', str(run_dir)
+        '--work-dir', str(run_dir), *resume
     ], check=True)
-    wall_s = time.perf_counter() - start
+    # An interrupted run's earlier parts are not timed.
+    wall_s = None if resume else time.perf_counter() - start
     checkpoint = run_dir / f'epoch_{args.epochs}.pth'
     test = None
     if args.holdout:
@@ -541,8 +558,8 @@ def main() -> None:
             else:
                 result = train_run(method, seed, args, run_dir, config)
             out.write_text(json.dumps(result, indent=1) + '\n')
-            print(f'{method} seed {seed}: {result["wall_s"] / 60:.1f} min, '
-                  f'top-1 {result["last"]["top1"]:.2f} -> {out}', flush=True)
+            print(f'{method} seed {seed}: top-1 '
+                  f'{result["last"]["top1"]:.2f} -> {out}', flush=True)
 
     results = load_results(args)
     results = {m: r for m, r in results.items() if m in args.methods}
