@@ -45,7 +45,12 @@ setup(
         export=EXPORT_REQUIRES,
         tests=['pytest>=7'] + EXPORT_REQUIRES,
     ),
+    author='The mmlsskd Authors',
+    keywords='knowledge distillation, self-supervised, image classification, '
+    'openmmlab',
     license='Apache License 2.0',
+    license_files=['LICENSE'],
+    package_data={'mmlsskd': ['py.typed']},
     classifiers=[
         'Programming Language :: Python :: 3',
         'License :: OSI Approved :: Apache Software License',

@@ -13,6 +13,7 @@ import inspect
 
 import torch
 from mmengine.config import Config
+from mmengine.logging import MMLogger
 from mmengine.registry import DefaultScope
 from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
@@ -59,6 +60,9 @@ def loss_terms(model_cfg: dict, batch_size: int, seed: int) -> dict:
 
 def main() -> None:
     args = parse_args()
+    # mmengine logs every parameter's initialisation at INFO ('current' is
+    # the newest logger): keep the output to the table.
+    MMLogger.get_instance('loss_terms', log_level='WARNING')
     cfg = Config.fromfile(args.config)
     DefaultScope.get_instance(
         'loss_terms', scope_name=cfg.get('default_scope', 'mmpretrain'))
