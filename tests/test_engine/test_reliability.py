@@ -560,3 +560,21 @@ def test_a_store_the_machine_cannot_hold_stops_before_allocating(
         NUM_TRAIN, NUM_CLASSES, 4, 4, **eval(f'dict({setting})'))
     assert bounded <= dense // 4
     assert not allocated and runner.iter == 0
+
+
+def test_the_start_says_what_lsskd_adds_and_the_checkpoint_size(
+        tiny_cfg_options, tmp_path):
+    runner = Runner.from_cfg(
+        make_cfg(tiny_cfg_options, tmp_path, train_cfg=dict(max_epochs=1)))
+    runner.train()
+    log = next(tmp_path.glob('*/*.log')).read_text()
+    line = next(x for x in log.splitlines() if 'LSSKD adds' in x)
+    assert 'LSSKD adds 4 branches on backbone stages (0, 1, 2, 3) with ' in line
+    store = hook_of(runner).store
+    assert (f'a past-prediction store of {store.nbytes / 2**20:.1f} MiB '
+            f'(float32, {NUM_TRAIN} samples)') in line
+    expected = float(line.split('will take about ')[1].split(' MiB')[0])
+    actual = (tmp_path / 'epoch_1.pth').stat().st_size / 2**20
+    # Weights, momentum and store; what is left (meta, message hub, the
+    # archive's per-tensor records) is a fixed fraction of a MiB.
+    assert actual - 0.5 <= expected <= actual

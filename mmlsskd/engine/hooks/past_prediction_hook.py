@@ -220,6 +220,7 @@ class PastPredictionHook(Hook):
         options['device'] = self._store_device(runner, algorithm, sizes,
                                                options)
         self.store = PastPredictionStore(**sizes, **options)
+        self._log_what_is_added(runner, algorithm)
         self.fingerprint = training_set_fingerprint(dataset)
         if self._resumed_state is not None:
             path = self._checkpoint_to_load(runner)[0]
@@ -249,6 +250,56 @@ class PastPredictionHook(Hook):
                 f"mix in other images' predictions. Resume with the training "
                 f"set the checkpoint was trained on, or start from its "
                 f"weights alone with load_from (a fresh store).")
+
+    def _log_what_is_added(self, runner, algorithm) -> None:
+        """What the method adds to the classifier, in one line: branches
+        and the stages they hang on, their parameters beside the
+        backbone's, the store, and the size a checkpoint will have."""
+
+        def count(module) -> int:
+            return sum(p.numel() for p in module.parameters())
+
+        backbone = count(algorithm.architecture.backbone)
+        parts = []
+        if hasattr(algorithm, 'aux_neck'):
+            branches = count(algorithm.aux_neck) + count(algorithm.aux_head)
+            stages = getattr(algorithm.architecture.backbone, 'out_indices',
+                             None)
+            parts.append(
+                f'{algorithm.num_branches} branches on backbone stages '
+                f'{tuple(stages) if stages is not None else "?"} with '
+                f'{branches / 1e6:.2f} M parameters ({branches / backbone:.1f}'
+                f' x the backbone\'s {backbone / 1e6:.2f} M)')
+        parts.append(f'a past-prediction store of '
+                     f'{self.store.nbytes / 2**20:.1f} MiB '
+                     f'({self.store.dtype}, {self.store.num_samples} samples)')
+        weights = sum(t.numel() * t.element_size()
+                      for t in algorithm.state_dict().values())
+        # Optimizer state per parameter: SGD's momentum, Adam's two moments.
+        slots = len(self._state_slots(runner))
+        params = sum(p.numel() * p.element_size()
+                     for p in algorithm.parameters() if p.requires_grad)
+        checkpoint = weights + slots * params + self.store.nbytes
+        runner.logger.info(
+            f'{type(algorithm).__name__} adds ' + ', and '.join(parts) +
+            f'; every checkpoint will take about {checkpoint / 2**20:.1f} '
+            f'MiB.')
+
+    @staticmethod
+    def _state_slots(runner) -> tuple:
+        """The per-parameter state the optimizer keeps."""
+        wrappers = runner.optim_wrapper
+        wrappers = (wrappers.values() if isinstance(
+            wrappers, OptimWrapperDict) else [wrappers])
+        slots = set()
+        for wrapper in wrappers:
+            optimizer = wrapper.optimizer
+            if isinstance(optimizer, torch.optim.SGD) and any(
+                    g.get('momentum', 0) for g in optimizer.param_groups):
+                slots.add('momentum_buffer')
+            elif isinstance(optimizer, (torch.optim.Adam, torch.optim.AdamW)):
+                slots.update({'exp_avg', 'exp_avg_sq'})
+        return tuple(slots)
 
     @staticmethod
     def _check_evaluators(runner, algorithm) -> None:
