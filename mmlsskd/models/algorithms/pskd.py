@@ -110,6 +110,41 @@ class PSKD(BaseAlgorithm):
         self.channels_last = channels_last
         self._apply_memory_format()
 
+    def extract_feat(self, inputs: torch.Tensor, stage: str = 'neck'):
+        """The deployed classifier's features, as mmpretrain's
+        ``ImageClassifier.extract_feat`` gives them, so that tools written
+        for mmpretrain classifiers (``get_flops.py``, feature
+        visualisation) measure the classifier that is exported.
+
+        The exported classifier's backbone returns its last stage only; the
+        wrapped one returns every stage a branch hangs on. So the neck gets
+        the last stage alone here (ImageClassifier.extract_feat would pool
+        them all).
+
+        Args:
+            inputs (torch.Tensor): Images, (N, C, H, W).
+            stage (str): ``'backbone'``, ``'neck'`` or ``'pre_logits'``.
+                Defaults to ``'neck'``.
+
+        Returns:
+            tuple | torch.Tensor: The features of that stage.
+        """
+        classifier = self.architecture
+        feats = classifier.backbone(inputs)
+        if isinstance(feats, (tuple, list)):
+            feats = tuple(feats[-1:])
+        if stage == 'backbone':
+            return feats
+        if getattr(classifier, 'with_neck', False):
+            feats = classifier.neck(feats)
+        if stage == 'neck':
+            return feats
+        if stage == 'pre_logits':
+            return classifier.head.pre_logits(feats)
+        raise config_error(
+            'extract_feat', f"stage must be 'backbone', 'neck' or "
+            f"'pre_logits', got {stage!r}", "Use stage='neck'.")
+
     def check_forward(self, inputs: torch.Tensor) -> None:
         """Run the model once on ``inputs`` (a preprocessed batch), without
         gradients and in eval mode, so that a neck or head that does not fit
