@@ -578,3 +578,29 @@ def test_the_start_says_what_lsskd_adds_and_the_checkpoint_size(
     # Weights, momentum and store; what is left (meta, message hub, the
     # archive's per-tensor records) is a fixed fraction of a MiB.
     assert actual - 0.5 <= expected <= actual
+
+
+def test_a_resume_with_another_schedule_is_told_it_keeps_the_old_one(
+        tiny_cfg_options, tmp_path):
+    """mmengine restores a checkpoint's schedules whole: resumed with more
+    epochs, the run would silently keep the shorter schedule."""
+    first = train_one_epoch(tiny_cfg_options, tmp_path / 'first')
+    runner = resuming_runner(tiny_cfg_options, tmp_path / 'longer',
+                             first / 'epoch_1.pth')
+    runner.train()
+    log = next((tmp_path / 'longer').glob('*/*.log')).read_text()
+    assert ('resume: the parameter schedules restored from '
+            f'{first / "epoch_1.pth"} are not this config\'s (MultiStepLR '
+            'ends at 1 in the checkpoint, at 2 in this config)') in log
+    # A run of the same config stopped after epoch 1 resumes without it.
+    cfg = make_cfg(tiny_cfg_options, tmp_path / 'stopped')
+    cfg.custom_hooks.append(dict(type='EarlyStoppingHook',
+                                 monitor='accuracy/top1',
+                                 stopping_threshold=0.0))
+    Runner.from_cfg(cfg).train()
+    runner = resuming_runner(tiny_cfg_options, tmp_path / 'same',
+                             tmp_path / 'stopped' / 'epoch_1.pth')
+    runner.train()
+    assert runner.epoch == 2
+    log = next((tmp_path / 'same').glob('*/*.log')).read_text()
+    assert 'resumed epoch: 1' in log and 'parameter schedules' not in log

@@ -503,6 +503,7 @@ class PastPredictionHook(Hook):
         if purpose != 'resume':
             return
         self._check_ends_an_epoch(runner, checkpoint.get('meta') or {}, path)
+        self._warn_if_the_schedule_changed(runner, checkpoint, path)
         self._resumed_fingerprint = checkpoint.get(FINGERPRINT_KEY)
         state = checkpoint.get(CHECKPOINT_KEY)
         if state is None:
@@ -516,6 +517,31 @@ class PastPredictionHook(Hook):
         else:
             self._check_same_training_set(runner, path)
             self.store.load_state_dict(state, f'checkpoint {path}')
+
+    @staticmethod
+    def _warn_if_the_schedule_changed(runner, checkpoint: dict,
+                                      path: str) -> None:
+        """mmengine restores the checkpoint's parameter schedules whole
+        (their end and milestones), so a resume with another max_epochs or
+        schedule silently keeps the old one."""
+        saved = checkpoint.get('param_schedulers')
+        current = runner.param_schedulers
+        if not isinstance(saved, list) or not isinstance(current, list):
+            return
+        changed = [
+            f'{type(now).__name__} ends at {old.get("end")} in the '
+            f'checkpoint, at {now.end} in this config'
+            for now, old in zip(current, saved)
+            if isinstance(old, dict) and 'end' in old and hasattr(now, 'end')
+            and old['end'] != now.end
+        ]
+        if changed:
+            runner.logger.warning(
+                f'resume: the parameter schedules restored from {path} are '
+                f'not this config\'s ({"; ".join(changed)}): mmengine '
+                f'restores the checkpoint\'s schedules whole, so this run '
+                f'follows the old ones. To train on with the new schedule, '
+                f'start from the weights with load_from instead.')
 
     @staticmethod
     def _check_ends_an_epoch(runner, meta: dict, path: str) -> None:
