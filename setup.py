@@ -48,12 +48,11 @@ setup(
     author='The mmlsskd Authors',
     keywords='knowledge distillation, self-supervised, image classification, '
     'openmmlab',
-    license='Apache License 2.0',
+    license='Apache-2.0',  # an SPDX expression (PEP 639)
     license_files=['LICENSE'],
     package_data={'mmlsskd': ['py.typed']},
     classifiers=[
         'Programming Language :: Python :: 3',
-        'License :: OSI Approved :: Apache Software License',
         'Topic :: Scientific/Engineering :: Artificial Intelligence',
     ],
 )
