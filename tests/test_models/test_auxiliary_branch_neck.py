@@ -20,6 +20,9 @@ BACKBONES = {
                                                  channels=[8, 16, 32, 64]),
                       out_indices=(0, 1, 2, 3), gap_before_final_norm=False),
                  64),
+    # A ResNet subclass with stages of its own widths (no expansion).
+    'RegNet': (dict(type='RegNet', arch='regnetx_400mf',
+                    out_indices=(0, 1, 2, 3)), 64),
 }
 
 
@@ -100,3 +103,24 @@ def test_resnet_stages_must_end_with_the_last():
             backbone=dict(type='ResNet_CIFAR', depth=18, base_channels=4,
                           out_indices=(0, 1, 2)),
             input_size=32)
+
+
+@pytest.mark.parametrize('backbone, fix', [
+    (dict(type='ConvNeXt', arch=dict(depths=[1, 1, 1, 1],
+                                      channels=[8, 16, 32, 64]),
+          out_indices=(0, 1, 2, 3)),
+     'gap_before_final_norm=False'),
+    (dict(type='VisionTransformer', arch=dict(embed_dims=16, num_layers=2,
+                                              num_heads=2,
+                                              feedforward_channels=32),
+          img_size=32, patch_size=8, out_indices=(0, 1)),
+     "out_type='featmap'"),
+])
+def test_pooled_outputs_are_refused_with_a_fix_that_works(backbone, fix):
+    with pytest.raises(ValueError, match=fix):
+        AuxiliaryBranchNeck(backbone=backbone, input_size=32)
+    # Followed literally, the fix builds.
+    key, value = fix.split('=')
+    fixed = dict(backbone, **{key: eval(value)})
+    assert AuxiliaryBranchNeck(backbone=fixed, input_size=32).num_branches \
+        == len(backbone['out_indices'])

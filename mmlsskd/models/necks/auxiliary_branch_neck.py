@@ -1,3 +1,4 @@
+import inspect
 from typing import Callable, List, Sequence, Tuple, Union
 
 import torch
@@ -37,10 +38,22 @@ def probe_stage_shapes(backbone: nn.Module,
                 'backbone', f'output {i} of {type(backbone).__name__} is '
                 f'{_describe(out)}, but the auxiliary branches need '
                 f'(N, C, H, W) feature maps from every stage',
-                'Configure the backbone to return feature maps (e.g. '
-                "out_type='featmap' for vision transformers).")
+                _featmap_fix(backbone))
         shapes.append(tuple(out.shape[1:]))
     return shapes
+
+
+def _featmap_fix(backbone: nn.Module) -> str:
+    """The setting that makes this backbone return feature maps."""
+    arguments = inspect.signature(type(backbone).__init__).parameters
+    if 'out_type' in arguments:  # vision transformers
+        return ("Set backbone=dict(out_type='featmap'); the classifier "
+                "then needs a pooling neck.")
+    if 'gap_before_final_norm' in arguments:  # ConvNeXt and its kin
+        return ('Set backbone=dict(gap_before_final_norm=False) and '
+                "neck=dict(type='GlobalAveragePooling'); the final norm then "
+                'normalises the feature map before the pooling.')
+    return 'Configure the backbone to return (N, C, H, W) feature maps.'
 
 
 def _describe(out) -> str:
@@ -106,7 +119,9 @@ class AuxiliaryBranchNeck(BaseModule):
                 'ResNet, or set LSSKD(out_indices=...).')
         self.stage_shapes = shapes
         self.out_channels = shapes[-1][0]
-        if isinstance(reference, ResNet):
+        # RegNet subclasses ResNet but builds stages of its own widths
+        # (no ``expansion``): it gets the generic branches.
+        if isinstance(reference, ResNet) and hasattr(reference, 'expansion'):
             branches = self._stage_copy_branches(
                 reference, *self._resnet_stage_factory(reference))
         elif callable(getattr(reference, 'make_stage', None)):
