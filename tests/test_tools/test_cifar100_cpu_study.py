@@ -158,12 +158,12 @@ def test_a_holdout_study_chooses_on_training_images_and_tests_once(
     assert 'test top-1 after training' in header
 
 
-def test_a_holdout_table_is_not_written_into_the_readme(tmp_path):
+def test_a_holdout_table_is_not_written_into_the_docs(tmp_path):
     out = run([
         sys.executable, 'tools/benchmarks/cifar100_cpu_study.py', 'data',
-        '--holdout', '0.1', '--update-readme', '--report-only'
+        '--holdout', '0.1', '--update-docs', '--report-only'
     ], tmp_path, succeed=False)
-    assert '--update-readme writes the test-set table' in out
+    assert '--update-docs writes the test-set table' in out
 
 
 def test_an_interrupted_run_resumes_where_it_stopped(base_study, tmp_path):

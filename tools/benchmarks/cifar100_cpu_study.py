@@ -11,7 +11,7 @@ per-branch top-1, the curve, wall time); a run whose file exists is skipped,
 so a study can be spread over sessions. The table (mean and standard
 deviation over seeds of the last epoch, the best epoch beside it, labelled,
 and the paired difference to cross-entropy) and the plot are built from those
-files alone; ``--update-readme`` writes the table into README.md.
+files alone; ``--update-docs`` writes the table into docs/results.md.
 
 Options are chosen without the test set: with ``--fraction`` below 1 the
 final checkpoint of every run is also evaluated on the training images its
@@ -78,8 +78,9 @@ LABELS = dict(
 # Methods whose training is the source method's, to the bit: their result
 # is the source's final checkpoint, finished as their config says.
 DERIVED = {'lsskd-precise-bn': 'lsskd'}
-README_BEGIN = '<!-- cifar100-study-table: begin -->'
-README_END = '<!-- cifar100-study-table: end -->'
+RESULTS_PAGE = ROOT / 'docs/results.md'
+TABLE_BEGIN = '<!-- cifar100-study-table: begin -->'
+TABLE_END = '<!-- cifar100-study-table: end -->'
 
 
 def parse_args() -> argparse.Namespace:
@@ -113,16 +114,16 @@ def parse_args() -> argparse.Namespace:
         '--report-only', action='store_true',
         help='train nothing: build the table and plot from the results')
     parser.add_argument(
-        '--update-readme', action='store_true',
-        help='write the table into README.md between its study markers')
+        '--update-docs', action='store_true',
+        help='write the table into docs/results.md between its study markers')
     parser.add_argument(
         '--cfg-options', nargs='+', action=DictAction, default={},
         help='extra key=value overrides for every method (tools/train.py)')
     args = parser.parse_args()
-    if args.holdout and args.update_readme:
-        parser.error('--update-readme writes the test-set table of README.md;'
+    if args.holdout and args.update_docs:
+        parser.error('--update-docs writes the test-set table of the docs;'
                      ' a --holdout study is for choosing options: print its '
-                     'table without --update-readme.')
+                     'table without --update-docs.')
     return args
 
 
@@ -436,17 +437,17 @@ def plot(results: dict, path: Path) -> None:
     fig.savefig(path, dpi=120)
 
 
-def update_readme(rows: list, caption: str) -> None:
-    readme = ROOT / 'README.md'
-    text = readme.read_text()
-    if README_BEGIN not in text or README_END not in text:
-        raise SystemExit(f'README.md has no {README_BEGIN} ... {README_END} '
-                         f'block to write the table into.')
-    block = '\n'.join([README_BEGIN, caption, ''] + rows + [README_END])
+def update_docs(rows: list, caption: str) -> None:
+    """Write the table between the study markers of docs/results.md."""
+    text = RESULTS_PAGE.read_text()
+    if TABLE_BEGIN not in text or TABLE_END not in text:
+        raise SystemExit(f'{RESULTS_PAGE} has no {TABLE_BEGIN} ... '
+                         f'{TABLE_END} block to write the table into.')
+    block = '\n'.join([TABLE_BEGIN, caption, ''] + rows + [TABLE_END])
     text = re.sub(
-        re.escape(README_BEGIN) + '.*?' + re.escape(README_END),
+        re.escape(TABLE_BEGIN) + '.*?' + re.escape(TABLE_END),
         lambda _: block, text, flags=re.S)
-    readme.write_text(text)
+    RESULTS_PAGE.write_text(text)
 
 
 def selects_on_unused(args: argparse.Namespace) -> bool:
@@ -580,8 +581,8 @@ def main() -> None:
     print('\n' + caption + '\n')
     print('\n'.join(rows))
     print(f'\nPlot: {os.path.relpath(plot_path)}')
-    if args.update_readme:
-        update_readme(rows, caption)
+    if args.update_docs:
+        update_docs(rows, caption)
 
 
 if __name__ == '__main__':

@@ -378,8 +378,8 @@ class PastPredictionHook(Hook):
             f'{available / 2**30:.1f} GiB of {where}',
             f"Bound it: give custom_hooks' PastPredictionHook "
             f'store=dict({setting}), which needs '
-            f'{fits * sharing / 2**30:.3f} GiB (see the README\'s store '
-            f'section).')
+            f'{fits * sharing / 2**30:.3f} GiB (the bounded forms: '
+            f'docs/benchmarks.md).')
 
     def _check_losses_before_optimizer_steps(self, runner, algorithm) -> None:
         """Run the NaN check as every optimizer's step pre-hook: after the
