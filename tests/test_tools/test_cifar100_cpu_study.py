@@ -102,7 +102,7 @@ def test_precise_bn_is_derived_from_the_lsskd_checkpoint(base_study,
     data, work, results = (base_study[k] for k in ('data', 'work',
                                                    'results'))
     out = run(study(data, work, results, '--methods', 'lsskd',
-                    'lsskd-precise-bn'), tmp_path)
+                    'lsskd-precise-bn', 'lsskd-precise-bn-views'), tmp_path)
     assert 'Epoch(train)' not in out
     assert 'Running Precise BN' in out
     plain, recalibrated = (json.loads(
@@ -115,8 +115,12 @@ def test_precise_bn_is_derived_from_the_lsskd_checkpoint(base_study,
     assert [r['epoch'] for r in recalibrated['curve']] == [2]
     assert recalibrated['s_per_iter'] == plain['s_per_iter']
     assert set(recalibrated['selection']) == set(plain['selection'])
-    # Nothing of the derived run was trained.
+    # Nothing of the derived runs was trained.
     assert not list((work / 'lsskd-precise-bn_seed0').glob('*.pth'))
+    views = json.loads((results / 'lsskd-precise-bn-views_resnet20_0.5frac'
+                        '_2e_seed0.json').read_text())
+    assert views['derived_from']['method'] == 'lsskd'
+    assert out.count('Running Precise BN') == 2
     row = [line for line in table_of(out)
            if line.startswith('| LSSKD + BN recalibration |')]
     assert row and row[0].split(' | ')[4] == '-'  # no best epoch

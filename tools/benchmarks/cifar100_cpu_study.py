@@ -61,7 +61,11 @@ METHODS = {
         f'lsskd-{name}':
         f'configs/lsskd/lsskd-{name}_{{model}}_1xb64-240e_cifar100.py'
         for name in ABLATIONS
-    }
+    },
+    # A diagnostic, not an option: BN statistics recomputed over the four
+    # views, as training normalised them (the precise-bn config's hook).
+    'lsskd-precise-bn-views':
+    'configs/lsskd/lsskd-precise-bn_{model}_1xb64-240e_cifar100.py',
 }
 LABELS = dict(
     ce='Cross-entropy', lbs='Label smoothing 0.1', pskd='PS-KD',
@@ -74,10 +78,12 @@ LABELS = dict(
         'lsskd-cls-kd-all': 'LSSKD + branch KD, all views',
         'lsskd-branch-target': 'LSSKD + branch in the target',
         'lsskd-precise-bn': 'LSSKD + BN recalibration',
+        'lsskd-precise-bn-views':
+        'LSSKD, BN recalibrated on all four views (diagnostic)',
     })
 # Methods whose training is the source method's, to the bit: their result
 # is the source's final checkpoint, finished as their config says.
-DERIVED = {'lsskd-precise-bn': 'lsskd'}
+DERIVED = {'lsskd-precise-bn': 'lsskd', 'lsskd-precise-bn-views': 'lsskd'}
 RESULTS_PAGE = ROOT / 'docs/results.md'
 TABLE_BEGIN = '<!-- cifar100-study-table: begin -->'
 TABLE_END = '<!-- cifar100-study-table: end -->'
@@ -223,13 +229,16 @@ def result_path(args: argparse.Namespace, method: str, seed: int) -> Path:
 
 
 def evaluate_checkpoint(config: Path, checkpoint: Path, work_dir: Path,
-                        datasets: dict, precise_bn_epoch: int = None) -> dict:
+                        datasets: dict, precise_bn_epoch: int = None,
+                        bn_on_views: bool = False) -> dict:
     """Metrics of ``checkpoint`` on each of ``datasets`` ({name: dataset
     config}), with the test pipeline and evaluators of ``config``.
 
     With ``precise_bn_epoch`` the config's PreciseBNHook first runs once, as
     after that (0-based) epoch: on the same training samples, in the same
     order, as in training; only the random augmentations are drawn anew.
+    With ``bn_on_views`` it sees what the backbone saw in training, the
+    four views of every image, instead of the unrotated images.
     """
     from mmengine.runner import Runner, TestLoop
     from mmpretrain.engine.hooks import PreciseBNHook
@@ -244,7 +253,15 @@ def evaluate_checkpoint(config: Path, checkpoint: Path, work_dir: Path,
         before = [b.clone() for n, b in runner.model.named_buffers()
                   if n.endswith('running_mean')]
         runner.model.train()
+        model = runner.model
+        if bn_on_views:
+            # The hook runs the model in tensor mode: here, on every view.
+            model.forward = lambda inputs, *args, **kwargs: \
+                model.architecture.extract_feat(
+                    model.view_transform(inputs), stage='backbone')
         hook.after_train_epoch(runner)
+        if bn_on_views:
+            del model.forward
         after = [b for n, b in runner.model.named_buffers()
                  if n.endswith('running_mean')]
         if all(torch.equal(x, y) for x, y in zip(before, after)):
@@ -495,7 +512,8 @@ def derive_run(method: str, seed: int, args: argparse.Namespace,
                                     cfg.test_dataloader.dataset.pipeline)
     start = time.perf_counter()
     metrics = evaluate_checkpoint(config, checkpoint, run_dir, datasets,
-                                  precise_bn_epoch=args.epochs - 1)
+                                  precise_bn_epoch=args.epochs - 1,
+                                  bn_on_views=method.endswith('-views'))
     wall_s = time.perf_counter() - start
     source = json.loads(
         result_path(args, DERIVED[method], seed).read_text())
