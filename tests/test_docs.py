@@ -1,7 +1,11 @@
 """The README and the docs hold together: every relative link resolves,
 and the docs cover what the README points to."""
+import importlib.util
 import re
+import sys
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).parents[1]
 PAGES = [ROOT / 'README.md', *sorted((ROOT / 'docs').glob('*.md'))]
@@ -25,3 +29,48 @@ def test_the_readme_is_short_and_links_every_docs_page():
     linked = set(LINK.findall(readme))
     for page in PAGES[1:]:
         assert f'docs/{page.name}' in linked, page.name
+
+
+def documented_commands():
+    """(page, script, arguments) of every ``python tools/...`` line in the
+    bash blocks of the README and the docs."""
+    for page in PAGES:
+        for block in re.findall(r'```bash\n(.*?)```', page.read_text(),
+                                re.S):
+            for line in block.replace('\\\n', ' ').splitlines():
+                words = line.split('#')[0].split()
+                if len(words) > 1 and words[0] == 'python' and \
+                        words[1].startswith('tools/'):
+                    yield page.name, words[1], words[2:]
+
+
+def test_every_documented_command_names_real_files_and_flags(capsys):
+    """Each documented tool exists, every config or tool path it is given
+    exists, and it accepts every flag it is shown with."""
+    commands = list(documented_commands())
+    assert len(commands) >= 8
+    helps = {}
+    for page, script, arguments in commands:
+        assert (ROOT / script).is_file(), (page, script)
+        for word in arguments:
+            if word.startswith(('configs/', 'tools/')):
+                assert (ROOT / word).exists(), (page, word)
+        if script not in helps:
+            spec = importlib.util.spec_from_file_location(
+                Path(script).stem, ROOT / script)
+            module = importlib.util.module_from_spec(spec)
+            sys.path.insert(0, str((ROOT / script).parent))
+            spec.loader.exec_module(module)
+            argv, sys.argv = sys.argv, [script, '--help']
+            try:
+                with pytest.raises(SystemExit):
+                    module.parse_args()
+            finally:
+                sys.argv = argv
+                sys.path.pop(0)
+            helps[script] = capsys.readouterr().out
+        for word in arguments:
+            if word.startswith('--'):
+                flag = word.split('=')[0]
+                assert re.search(re.escape(flag) + r'\b', helps[script]), (
+                    page, script, flag)
