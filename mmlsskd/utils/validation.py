@@ -412,3 +412,10 @@ def check_checkpoint_fits(state_dict: dict, model: torch.nn.Module,
         _message(
             purpose, f'checkpoint {path} is not one of this model '
             f'({describe_differences(differences)})', fix))
+
+
+def check_loaded_weights(state_dict: dict, model: torch.nn.Module, path: str,
+                         purpose: str) -> None:
+    """A loaded checkpoint's weights fit ``model`` and are finite."""
+    check_checkpoint_fits(state_dict, model, path, purpose)
+    check_finite_weights(state_dict, path, purpose)

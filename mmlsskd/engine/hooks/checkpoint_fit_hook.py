@@ -1,8 +1,7 @@
 from mmengine.hooks import Hook
 from mmpretrain.registry import HOOKS
 
-from ...utils.validation import (check_checkpoint_file, check_checkpoint_fits,
-                                  check_finite_weights)
+from ...utils.validation import check_checkpoint_file, check_loaded_weights
 
 
 @HOOKS.register_module()
@@ -34,7 +33,5 @@ class CheckpointFitHook(Hook):
 
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
         """Check the loaded weights against the model."""
-        state_dict = checkpoint.get('state_dict', checkpoint)
-        check_checkpoint_fits(state_dict, runner.model, runner._load_from,
-                              self.purpose)
-        check_finite_weights(state_dict, runner._load_from, self.purpose)
+        check_loaded_weights(checkpoint.get('state_dict', checkpoint),
+                             runner.model, runner._load_from, self.purpose)

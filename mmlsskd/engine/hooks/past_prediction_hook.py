@@ -2,18 +2,17 @@ import os
 from typing import Optional
 
 import torch
+from mmengine.dataset import InfiniteSampler
 from mmengine.dist import all_gather, get_world_size
 from mmengine.hooks import CheckpointHook, Hook
 from mmengine.optim import OptimWrapperDict
-from mmengine.dataset import InfiniteSampler
 from mmengine.runner import EpochBasedTrainLoop, find_latest_checkpoint
 from mmpretrain.registry import HOOKS
 
 from ...utils.validation import (LSSKDCheckpointError,
                                   check_checkpoint_file,
-                                  check_checkpoint_fits, check_dataset_fits,
-                                  check_finite_weights,
-                                  check_labels, check_square_views,
+                                  check_dataset_fits, check_labels,
+                                  check_loaded_weights, check_square_views,
                                   check_store_options, check_unit_interval,
                                   config_error, sample_index_space,
                                   unwrap_model)
@@ -37,6 +36,13 @@ def available_host_memory() -> Optional[int]:
     except OSError:
         pass
     return None
+
+
+def _optim_wrappers(runner) -> list:
+    """The run's optimizer wrappers (one, or those of an OptimWrapperDict)."""
+    wrappers = runner.optim_wrapper
+    return list(wrappers.values()) if isinstance(
+        wrappers, OptimWrapperDict) else [wrappers]
 
 
 @HOOKS.register_module()
@@ -288,11 +294,8 @@ class PastPredictionHook(Hook):
     @staticmethod
     def _state_slots(runner) -> tuple:
         """The per-parameter state the optimizer keeps."""
-        wrappers = runner.optim_wrapper
-        wrappers = (wrappers.values() if isinstance(
-            wrappers, OptimWrapperDict) else [wrappers])
         slots = set()
-        for wrapper in wrappers:
+        for wrapper in _optim_wrappers(runner):
             optimizer = wrapper.optimizer
             if isinstance(optimizer, torch.optim.SGD) and any(
                     g.get('momentum', 0) for g in optimizer.param_groups):
@@ -385,9 +388,7 @@ class PastPredictionHook(Hook):
         """Run the NaN check as every optimizer's step pre-hook: after the
         backward, before any weight changes; on the host, or on the device
         with ``finite_check='device'``."""
-        wrappers = runner.optim_wrapper
-        wrappers = (wrappers.values() if isinstance(
-            wrappers, OptimWrapperDict) else [wrappers])
+        wrappers = _optim_wrappers(runner)
         if self._guard is None:
             for wrapper in wrappers:
                 self._step_hook_handles.append(
@@ -496,10 +497,8 @@ class PastPredictionHook(Hook):
         """Check the weights fit; restore the store on resume (``load_from``
         starts a fresh one)."""
         path, purpose = self._checkpoint_to_load(runner)
-        state_dict = checkpoint.get('state_dict', {})
-        check_checkpoint_fits(state_dict, self._algorithm(runner), path,
-                              purpose)
-        check_finite_weights(state_dict, path, purpose)
+        check_loaded_weights(checkpoint.get('state_dict', {}),
+                             self._algorithm(runner), path, purpose)
         if purpose != 'resume':
             return
         self._check_ends_an_epoch(runner, checkpoint.get('meta') or {}, path)
