@@ -490,11 +490,14 @@ def float_labels(monkeypatch):
 @pytest.mark.parametrize('case, match', [
     ('no neck', r'model.architecture.head: fails on what the backbone gives '
      r'\(there is no neck\), .*neck=dict\(type=\'GlobalAveragePooling\'\)'),
+    # At build time now: LSSKD's dry run is one image in four views.
     ('head in_channels', r'model.architecture.head: fails on what the neck '
-     r'gives, .*\(2, 32\) \(mat1 .* Set head in_channels=32 \(it is 16\)'),
-    ('three stages', r'model.architecture.backbone.out_indices: \(0, 1, 2, '
-     r'3\) names stage 3, but ResNet_CIFAR has num_stages=3 .* '
-     r'out_indices=\(0, 1, 2\)'),
+     r'gives, .*\(4, 32\) \(mat1 .* Set head in_channels=32 \(it is 16\)'),
+    # The classifier's own (default) stage and the branches' both.
+    ('three stages', r'model.architecture.backbone.out_indices: \(3,\) '
+     r'\(its default\) names stage 3, but ResNet_CIFAR has num_stages=3 .*'
+     r'out_indices=\(2,\), its last stage, for the classifier, and '
+     r'model.out_indices=\(0, 1, 2\) for the branches'),
     ('float labels', r'gt_label: labels are torch.float32, not class '
      r'indices. Give every sample its integer class index'),
     ('infinite sampler', r'train_dataloader.sampler: InfiniteSampler never '

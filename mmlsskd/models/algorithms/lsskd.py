@@ -1,7 +1,9 @@
-from typing import Dict, List, Optional, Sequence, Union
+import inspect
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn.functional as F
+from mmengine.logging import MMLogger
 from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
 from torch import nn
@@ -9,7 +11,22 @@ from torch import nn
 from ...utils.validation import (check_loss_cfg, check_unit_interval,
                                  config_error)
 from ..utils import progressive_targets, run_named
+from ..utils.backbone_stages import (check_branch_stages,
+                                     choose_branch_stages,
+                                     probe_backbone_stages)
 from .pskd import PSKD
+
+
+def _input_size(aux_neck: dict) -> Tuple[int, int]:
+    """The training image size the auxiliary neck is built for (its
+    ``input_size``, else that argument's default)."""
+    size = aux_neck.get('input_size')
+    if size is None:
+        neck = MODELS.get(aux_neck.get('type', 'AuxiliaryBranchNeck'))
+        default = inspect.signature(neck).parameters.get('input_size') \
+            if neck is not None else None
+        size = default.default if default is not None else 224
+    return (size, size) if isinstance(size, int) else tuple(size)
 
 
 @MODELS.register_module()
@@ -35,10 +52,21 @@ class LSSKD(PSKD):
         architecture (dict): The mmpretrain classifier
             (``ImageClassifier``-like: ``backbone``, ``neck``, ``head``). A
             config without a registry scope is built in mmpretrain's.
-        out_indices (Sequence[int], optional): Backbone stages to attach
-            branches to, written into the backbone config's ``out_indices``
-            so a config inherited from mmpretrain need not restate the
-            backbone. None keeps the backbone's own. Defaults to None.
+        out_indices (str | Sequence[int], optional): Backbone outputs to
+            attach branches to, written into the backbone config's
+            ``out_indices`` so a config inherited from mmpretrain need not
+            restate the backbone. ``'auto'`` finds the backbone's stages by
+            probing it and picks the last output of each of its four deepest
+            resolutions (four evenly spaced blocks for a vision transformer),
+            always ending with the stage the classifier reads
+            (:func:`choose_branch_stages`); the choice is logged. A sequence
+            is checked to include the classifier's stages and to end with
+            its last one. None keeps the backbone config's own, all of which
+            the classifier then reads. Either way the classifier's neck
+            reads exactly the outputs it read before wrapping, and a dry run
+            at build time checks that they keep their shapes and that every
+            trainable backbone parameter gets a gradient. Defaults to
+            ``'auto'``.
         view_transform (dict): The self-supervised transform set.
             Defaults to ``dict(type='RotationViews')`` (four rotations).
         aux_neck (dict): The auxiliary branches; ``backbone`` is filled in
@@ -95,7 +123,7 @@ class LSSKD(PSKD):
 
     def __init__(self,
                  architecture: dict,
-                 out_indices: Optional[Sequence[int]] = None,
+                 out_indices: Union[str, Sequence[int], None] = 'auto',
                  view_transform: dict = dict(type='RotationViews'),
                  aux_neck: dict = dict(type='AuxiliaryBranchNeck'),
                  aux_head: dict = dict(type='RotationJointHead'),
@@ -111,13 +139,31 @@ class LSSKD(PSKD):
                  channels_last: bool = False,
                  data_preprocessor: Optional[Union[dict, nn.Module]] = None,
                  init_cfg: Optional[dict] = None) -> None:
-        if isinstance(architecture, dict) and out_indices is not None:
+        input_size = _input_size(aux_neck)
+        stages = positions = None
+        if isinstance(architecture, dict) and out_indices is not None and \
+                isinstance(architecture.get('backbone'), dict):
+            stages = probe_backbone_stages(
+                architecture['backbone'], input_size,
+                None if isinstance(out_indices, str) else out_indices)
+            if isinstance(out_indices, str):
+                if out_indices != 'auto':
+                    raise config_error(
+                        'model.out_indices', f"must be 'auto', None or a "
+                        f'sequence of ints, got {out_indices!r}',
+                        "Leave it out (it defaults to 'auto').")
+                indices = choose_branch_stages(stages)
+            else:
+                indices = check_branch_stages(stages, out_indices)
+            stages.require_feature_maps(indices)
             architecture = dict(architecture)
-            architecture['backbone'] = dict(
-                architecture.get('backbone') or {},
-                out_indices=tuple(out_indices))
+            architecture['backbone'] = dict(architecture['backbone'],
+                                            out_indices=indices)
+            # Where the classifier's own stages are among the outputs.
+            positions = tuple(indices.index(i) for i in stages.classifier)
         super().__init__(architecture, loss_cls, channels_last,
                          data_preprocessor, init_cfg)
+        self._classifier_positions = positions
         self.evaluate_branches = evaluate_branches
         self.view_transform = MODELS.build(view_transform)
 
@@ -155,6 +201,14 @@ class LSSKD(PSKD):
             '0 keeps the progressive target alone.')
         self.branch_target_weight = branch_target_weight
         self._apply_memory_format()
+        if stages is not None:
+            self._check_wrapped_classifier(stages, input_size)
+            how = 'chosen' if out_indices == 'auto' else 'configured'
+            MMLogger.get_current_instance().info(
+                f'LSSKD: branches after {stages.backbone} outputs '
+                f'{tuple(self.architecture.backbone.out_indices)} ({how}); '
+                f'its classifier reads output(s) {stages.classifier}, as '
+                f'without LSSKD.')
 
     @property
     def num_views(self) -> int:
@@ -166,14 +220,78 @@ class LSSKD(PSKD):
         """int: Number of auxiliary branches."""
         return self.aux_neck.num_branches
 
+    def classifier_stages(self, stages):
+        """Of the backbone's outputs, the ones the classifier read before
+        LSSKD asked the backbone for the stages its branches hang on."""
+        if self._classifier_positions is None or torch.is_tensor(stages):
+            return stages
+        return tuple(stages[i] for i in self._classifier_positions)
+
     def _forward_every_module(self, inputs: torch.Tensor) -> tuple:
         """The classifier, then the auxiliary branches, each named."""
-        stages = super()._forward_every_module(inputs)
+        stages, outputs = super()._forward_every_module(inputs)
         features = run_named('model.aux_neck', self.aux_neck, stages,
                              'the backbone gives')
-        run_named('model.aux_head', self.aux_head, features,
-                  'the auxiliary neck gives')
-        return stages
+        outputs += list(
+            run_named('model.aux_head', self.aux_head, features,
+                      'the auxiliary neck gives'))
+        return stages, outputs
+
+    def _check_wrapped_classifier(self, stages, input_size) -> None:
+        """A dry run on one dummy image, in eval mode (no running statistic
+        changes) and without touching any ``.grad``: the classifier's neck
+        gets the outputs it got before wrapping, with their shapes, and
+        every trainable backbone parameter gets a gradient from the
+        classifier or a branch (under DDP an unreached one stops training
+        at its second step).
+
+        Raises:
+            LSSKDConfigError: Naming what differs, or the parameters no
+                loss reaches and the fix.
+        """
+        backbone = self.architecture.backbone
+        was_training = self.training
+        self.eval()
+        # Which parameters are reached does not depend on the layout, and
+        # torch 2.14's CPU convolution backward corrupts the heap for
+        # channels-last weights with very few channels (4 in the tests).
+        self.to(memory_format=torch.contiguous_format)
+        try:
+            image = torch.randn(1, 3, *input_size)
+            outs, outputs = self._forward_every_module(
+                self.view_transform(image))
+            read = self.classifier_stages(
+                (outs, ) if torch.is_tensor(outs) else tuple(outs))
+            got = [tuple(x.shape[1:]) for x in read]
+            expected = stages.classifier_shapes
+            if got != expected:
+                raise config_error(
+                    'model.out_indices', f'with the branch stages '
+                    f'{tuple(backbone.out_indices)} the classifier reads '
+                    f'outputs of shapes {got} from {stages.backbone}, but '
+                    f'{expected} without them', 'Leave out_indices out, or '
+                    'report the backbone: its outputs depend on which others '
+                    'are asked for.')
+            params = [(n, p) for n, p in backbone.named_parameters()
+                      if p.requires_grad]
+            total = sum(x.float().sum() for x in outputs
+                        if torch.is_tensor(x))
+            grads = torch.autograd.grad(total, [p for _, p in params],
+                                        allow_unused=True)
+        finally:
+            self.train(was_training)
+            self._apply_memory_format()
+        unreached = [n for (n, _), g in zip(params, grads) if g is None]
+        if unreached:
+            raise config_error(
+                'model.out_indices', f'{len(unreached)} trainable parameters '
+                f'of {stages.backbone} get no gradient from the classifier or '
+                f'any branch ({", ".join(unreached[:3])}'
+                f'{" ..." if len(unreached) > 3 else ""}): they would not '
+                f'train, and DDP would stop at the second step', 'Leave '
+                'out_indices out so that the branches end at the stage the '
+                'classifier reads, or freeze those parameters '
+                '(frozen_stages).')
 
     def loss(self, inputs: torch.Tensor,
              data_samples: List[DataSample]) -> Dict[str, torch.Tensor]:
@@ -196,12 +314,13 @@ class LSSKD(PSKD):
 
         # One backbone pass over every view; the unrotated views come first.
         views = self.view_transform(inputs)
-        stages = self.architecture.extract_feat(views, stage='backbone')
+        stages = self.architecture.backbone(views)
         # The classifier's neck sees every view, as the backbone's norms do;
         # its head classifies the unrotated views (all of them when it is
         # distilled on all).
-        feats = (self.architecture.neck(stages)
-                 if self.architecture.with_neck else stages)
+        feats = self.classifier_stages(stages)
+        if self.architecture.with_neck:
+            feats = self.architecture.neck(feats)
         distill_all = (self.loss_cls_distill is not None
                        and self.cls_distill_views == 'all')
         head_rows = views.size(0) if distill_all else batch
@@ -260,6 +379,13 @@ class LSSKD(PSKD):
                                  self.branch_target_weight)
         return targets
 
+    def _forward(self,
+                 inputs: torch.Tensor,
+                 data_samples: Optional[List[DataSample]] = None
+                 ) -> torch.Tensor:
+        """The classifier's logits, as its own tensor mode gives them."""
+        return self.architecture.head(self.extract_feat(inputs))
+
     def _predict(self,
                  inputs: torch.Tensor,
                  data_samples: Optional[List[DataSample]] = None
@@ -271,11 +397,12 @@ class LSSKD(PSKD):
         distribution, the average over the K views of the softmax over the
         joint logits of that view's transform (HSSAKD's aggregation).
         """
-        results = self.architecture(inputs, data_samples, mode='predict')
+        results = self.architecture.head.predict(
+            self.extract_feat(inputs), data_samples)
         if not self.evaluate_branches:
             return results
         views = self.view_transform(inputs)
-        stages = self.architecture.extract_feat(views, stage='backbone')
+        stages = self.architecture.backbone(views)
         logits = self.aux_head(self.aux_neck(stages))
         scores = torch.stack([
             self.view_transform.class_probabilities(x, inputs.size(0))

@@ -116,10 +116,9 @@ class PSKD(BaseAlgorithm):
         for mmpretrain classifiers (``get_flops.py``, feature
         visualisation) measure the classifier that is exported.
 
-        The exported classifier's backbone returns its last stage only; the
-        wrapped one returns every stage a branch hangs on. So the neck gets
-        the last stage alone here (ImageClassifier.extract_feat would pool
-        them all).
+        The wrapped backbone may return more stages than the exported one
+        (LSSKD's branches hang on them); the neck gets only the ones it got
+        before wrapping (:meth:`classifier_stages`).
 
         Args:
             inputs (torch.Tensor): Images, (N, C, H, W).
@@ -130,9 +129,7 @@ class PSKD(BaseAlgorithm):
             tuple | torch.Tensor: The features of that stage.
         """
         classifier = self.architecture
-        feats = classifier.backbone(inputs)
-        if isinstance(feats, (tuple, list)):
-            feats = tuple(feats[-1:])
+        feats = self.classifier_stages(classifier.backbone(inputs))
         if stage == 'backbone':
             return feats
         if getattr(classifier, 'with_neck', False):
@@ -144,6 +141,21 @@ class PSKD(BaseAlgorithm):
         raise config_error(
             'extract_feat', f"stage must be 'backbone', 'neck' or "
             f"'pre_logits', got {stage!r}", "Use stage='neck'.")
+
+    def classifier_stages(self, stages):
+        """Of the backbone's outputs, the ones the classifier's neck reads:
+        all of them here (PS-KD asks the backbone for nothing more);
+        :class:`LSSKD` selects those the backbone returned before it
+        added the stages its branches hang on.
+
+        Args:
+            stages (torch.Tensor | tuple[torch.Tensor]): The backbone's
+                outputs.
+
+        Returns:
+            torch.Tensor | tuple[torch.Tensor]: What the neck reads.
+        """
+        return stages
 
     def check_forward(self, inputs: torch.Tensor) -> None:
         """Run the model once on ``inputs`` (a preprocessed batch), without
@@ -165,18 +177,24 @@ class PSKD(BaseAlgorithm):
 
     def _forward_every_module(self, inputs: torch.Tensor) -> tuple:
         """The classifier's backbone, neck and head on ``inputs``, each
-        failure named; the backbone's outputs."""
+        failure named.
+
+        Returns:
+            tuple: The backbone's outputs, and the list of every output the
+            training losses are computed from (here the logits).
+        """
         classifier = self.architecture
         stages = classifier.backbone(inputs)
-        features = stages
+        features = self.classifier_stages(stages)
         if getattr(classifier, 'with_neck', False):
             features = run_named('model.architecture.neck', classifier.neck,
-                                 stages, 'the backbone gives')
-        run_named('model.architecture.head', classifier.head, features,
-                  'the neck gives' if getattr(classifier, 'with_neck', False)
-                  else 'the backbone gives (there is no neck)',
-                  fix=head_fix(classifier.head, features))
-        return stages
+                                 features, 'the backbone gives')
+        logits = run_named(
+            'model.architecture.head', classifier.head, features,
+            'the neck gives' if getattr(classifier, 'with_neck', False) else
+            'the backbone gives (there is no neck)',
+            fix=head_fix(classifier.head, features))
+        return stages, [logits]
 
     def _apply_memory_format(self) -> None:
         """Put the 4-D weights in channels-last layout if asked (called

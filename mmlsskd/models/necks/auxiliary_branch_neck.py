@@ -1,4 +1,3 @@
-import inspect
 from typing import Callable, List, Sequence, Tuple, Union
 
 import torch
@@ -9,6 +8,7 @@ from mmpretrain.registry import MODELS
 from torch import nn
 
 from ...utils.validation import config_error
+from ..utils.backbone_stages import describe_output, featmap_fix
 
 StageShape = Tuple[int, int, int]  # (channels, height, width)
 
@@ -36,30 +36,11 @@ def probe_stage_shapes(backbone: nn.Module,
         if not isinstance(out, torch.Tensor) or out.dim() != 4:
             raise config_error(
                 'backbone', f'output {i} of {type(backbone).__name__} is '
-                f'{_describe(out)}, but the auxiliary branches need '
+                f'{describe_output(out)}, but the auxiliary branches need '
                 f'(N, C, H, W) feature maps from every stage',
-                _featmap_fix(backbone))
+                featmap_fix(backbone, outs))
         shapes.append(tuple(out.shape[1:]))
     return shapes
-
-
-def _featmap_fix(backbone: nn.Module) -> str:
-    """The setting that makes this backbone return feature maps."""
-    arguments = inspect.signature(type(backbone).__init__).parameters
-    if 'out_type' in arguments:  # vision transformers
-        return ("Set backbone=dict(out_type='featmap'); the classifier "
-                "then needs a pooling neck.")
-    if 'gap_before_final_norm' in arguments:  # ConvNeXt and its kin
-        return ('Set backbone=dict(gap_before_final_norm=False) and '
-                "neck=dict(type='GlobalAveragePooling'); the final norm then "
-                'normalises the feature map before the pooling.')
-    return 'Configure the backbone to return (N, C, H, W) feature maps.'
-
-
-def _describe(out) -> str:
-    if isinstance(out, torch.Tensor):
-        return f'a tensor of shape {tuple(out.shape)}'
-    return f'a {type(out).__name__}'
 
 
 @MODELS.register_module()

@@ -1,9 +1,11 @@
 """Name the module and the setting when a wrapped classifier's parts do not
 fit together: at build time for a backbone's settings, before the first
 step for shapes (a dry run on one batch)."""
-from typing import Callable, Optional
+import inspect
+from typing import Callable, Optional, Sequence
 
 import torch
+from mmpretrain.registry import MODELS
 
 from ...utils.validation import LSSKDConfigError, config_error
 
@@ -15,28 +17,61 @@ def describe_shapes(features) -> str:
     return ', '.join(describe_shapes(f) for f in features)
 
 
-def backbone_settings_error(backbone: dict,
-                            error: AssertionError) -> LSSKDConfigError:
+def backbone_settings_error(
+        backbone: dict,
+        error: AssertionError,
+        branch_out_indices: Optional[Sequence[int]] = None
+) -> LSSKDConfigError:
     """The project's message for a backbone that refused its settings with
-    a bare ``assert``."""
+    a bare ``assert``.
+
+    Args:
+        backbone (dict): The backbone config as the classifier writes it.
+        error (AssertionError): What the backbone raised.
+        branch_out_indices (Sequence[int], optional): ``LSSKD.out_indices``
+            when the config gives them, to be fixed in the same message.
+    """
     kind = backbone.get('type', 'the backbone')
     detail = str(error) or 'an assertion in its __init__ failed'
     out_indices = backbone.get('out_indices')
+    default = ''
+    if out_indices is None:  # the backbone's default, e.g. ResNet's (3, )
+        cls = MODELS.get(kind) if isinstance(kind, str) else None
+        out_indices = _default_argument(cls, 'out_indices')
+        default = ' (its default)'
     stages = backbone.get('num_stages')
     if out_indices is not None and stages is not None and \
             max(out_indices) >= stages:
+        fix = (f'Set model.architecture.backbone.out_indices='
+               f'({stages - 1},), its last stage, for the classifier')
+        if branch_out_indices is not None and \
+                max(branch_out_indices) >= stages:
+            fix += (f', and model.out_indices={tuple(range(stages))} for the '
+                    f'branches (or leave model.out_indices out)')
         return config_error(
             'model.architecture.backbone.out_indices',
-            f'{tuple(out_indices)} names stage {max(out_indices)}, but '
-            f'{kind} has num_stages={stages} (stages 0..{stages - 1})',
-            f'Name stages that exist, e.g. out_indices='
-            f'{tuple(range(stages))}.')
+            f'{tuple(out_indices)}{default} names stage {max(out_indices)}, '
+            f'but {kind} has num_stages={stages} (stages 0..{stages - 1})',
+            fix + '.')
     fix = ('Check out_indices against its number of stages, and its other '
            'settings against its documentation.'
            if out_indices is not None else
            'Check its settings against its documentation.')
     return config_error('model.architecture.backbone',
                         f'{kind} refused its settings ({detail})', fix)
+
+
+def _default_argument(cls, name: str):
+    """The default of ``cls``'s argument ``name``, looked up through its
+    bases' ``__init__`` (``ResNet_CIFAR`` passes ``**kwargs`` to
+    ``ResNet``); None if there is none."""
+    for klass in getattr(cls, '__mro__', ()):
+        if '__init__' in vars(klass):
+            parameter = inspect.signature(klass.__init__).parameters.get(name)
+            if parameter is not None and \
+                    parameter.default is not inspect.Parameter.empty:
+                return parameter.default
+    return None
 
 
 def head_fix(head, features) -> str:
