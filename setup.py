@@ -1,3 +1,8 @@
+import os
+import os.path as osp
+import shutil
+import sys
+
 from setuptools import find_packages, setup
 
 
@@ -13,8 +18,39 @@ def version() -> str:
     return scope['__version__']
 
 
+def add_mim_extension() -> None:
+    """Put the configs, tools and model index under ``mmlsskd/.mim``, as
+    OpenMMLab packages do, so that ``mim train/test/search mmlsskd`` and
+    ``mmlsskd::`` config inheritance find them in an installed package:
+    links for an editable install, copies for a built one."""
+    if any(cmd in sys.argv for cmd in ('develop', 'editable_wheel')):
+        mode = 'symlink'
+    elif any(cmd in sys.argv for cmd in ('sdist', 'bdist_wheel', 'build',
+                                         'install')):
+        mode = 'copy'
+    else:
+        return
+    root = osp.dirname(osp.abspath(__file__))
+    mim_path = osp.join(root, 'mmlsskd', '.mim')
+    os.makedirs(mim_path, exist_ok=True)
+    for name in ('configs', 'tools', 'model-index.yml'):
+        src, dst = osp.join(root, name), osp.join(mim_path, name)
+        if osp.islink(dst) or osp.isfile(dst):
+            os.remove(dst)
+        elif osp.isdir(dst):
+            shutil.rmtree(dst)
+        if mode == 'symlink':
+            os.symlink(osp.relpath(src, mim_path), dst)
+        elif osp.isdir(src):
+            shutil.copytree(src, dst, ignore=shutil.ignore_patterns(
+                '__pycache__', '*.pyc'))
+        else:
+            shutil.copyfile(src, dst)
+
+
 EXPORT_REQUIRES = ['onnx>=1.16', 'onnxruntime>=1.17', 'onnxscript>=0.2']
 
+add_mim_extension()
 setup(
     name='mmlsskd',
     version=version(),
@@ -50,7 +86,8 @@ setup(
     'openmmlab',
     license='Apache-2.0',  # an SPDX expression (PEP 639)
     license_files=['LICENSE'],
-    package_data={'mmlsskd': ['py.typed']},
+    package_data={'mmlsskd': ['py.typed', '.mim/**/*', '.mim/*']},
+    include_package_data=False,
     classifiers=[
         'Programming Language :: Python :: 3',
         'Topic :: Scientific/Engineering :: Artificial Intelligence',

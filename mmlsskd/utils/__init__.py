@@ -1,6 +1,7 @@
 from .cpu_allocator import reuse_freed_heap_memory
 from .distributed import destroy_process_group, setup_cpu_distributed
 from .mmrazor_compat import patch_mmrazor_quantization
+from .openmmlab_package import register_config_package, register_model_index
 from .safe_checkpoint import (allow_mmengine_checkpoint_types,
                               load_urls_weights_only)
 from .validation import (CheckpointWriteError, LSSKDCheckpointError,
@@ -11,6 +12,7 @@ __all__ = [
     'CheckpointWriteError', 'LSSKDCheckpointError', 'LSSKDConfigError',
     'NonFiniteLossError', 'WorkDirInUseError', 'WorkDirLock',
     'allow_mmengine_checkpoint_types', 'destroy_process_group',
-    'load_urls_weights_only', 'lock_work_dir', 'patch_mmrazor_quantization', 'reuse_freed_heap_memory',
-    'setup_cpu_distributed'
+    'load_urls_weights_only', 'lock_work_dir', 'patch_mmrazor_quantization',
+    'register_config_package', 'register_model_index',
+    'reuse_freed_heap_memory', 'setup_cpu_distributed'
 ]
