@@ -205,6 +205,29 @@ def student_checkpoint(checkpoint: dict, source: str) -> Dict:
     return dict(state_dict=state, meta=plain_meta)
 
 
+def drop_branch_only_weights(state_dict: dict, student: torch.nn.Module,
+                             trained: torch.nn.Module) -> List[str]:
+    """Remove from the student's ``state_dict`` the classifier weights that
+    exist only because LSSKD asked the backbone for its branches' stages
+    (e.g. the per-output norms of Swin, ConvNeXt or PoolFormer).
+
+    Args:
+        state_dict (dict): The student's weights (``architecture.`` prefix
+            removed), changed in place.
+        student (nn.Module): The classifier built from the student config.
+        trained (nn.Module): The LSSKD/PS-KD model built from the training
+            config.
+
+    Returns:
+        list[str]: The keys removed, sorted.
+    """
+    branch_only = sorted(
+        set(trained.architecture.state_dict()) - set(student.state_dict()))
+    for key in branch_only:
+        state_dict.pop(key, None)
+    return branch_only
+
+
 def load_student_weights(model: torch.nn.Module, state_dict: dict,
                          checkpoint_path: str, config_path: str) -> None:
     """Load the student's weights strictly, explaining a mismatch."""

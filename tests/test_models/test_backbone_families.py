@@ -281,3 +281,29 @@ def test_the_docs_list_every_tested_family_with_its_stages():
     docs = (Path(__file__).parents[2] / 'docs/mixing.md').read_text()
     for name, (*_, stages) in FAMILIES.items():
         assert f'| {name} | {stages} |' in docs, name
+
+
+@pytest.mark.parametrize('name', ['Swin', 'ConvNeXt', 'PoolFormer'])
+def test_the_student_drops_the_norms_only_branches_read(name):
+    """These backbones give every requested output a norm of its own: the
+    exported student (the config's own out_indices) has the classifier's
+    norm only, loads strictly and computes the same logits."""
+    from mmlsskd.deployment import (drop_branch_only_weights,
+                                    load_student_weights, student_checkpoint)
+    backbone, neck, head, size, _ = FAMILIES[name]
+    arch = architecture(backbone, neck, head)
+    model = build_lsskd(arch, size)
+    exported = student_checkpoint(
+        dict(state_dict=model.state_dict(), meta={}), 'model.pth')
+    student = MODELS.build(arch)
+    dropped = drop_branch_only_weights(exported['state_dict'], student,
+                                       model)
+    assert dropped and all(k.startswith('backbone.norm') for k in dropped)
+    load_student_weights(student, exported['state_dict'], 'model.pth',
+                         'config.py')
+    model.eval()
+    student.eval()
+    images = torch.randn(2, 3, size, size)
+    with torch.no_grad():
+        torch.testing.assert_close(student(images, mode='tensor'),
+                                   model(images, mode='tensor'))

@@ -32,8 +32,8 @@ from mmengine.runner import Runner
 from mmpretrain.registry import MODELS
 
 import mmlsskd  # noqa: F401  (registers components, safe checkpoint types)
-from mmlsskd.deployment import (ONNX_OPSET, export_onnx,
-                                load_student_weights,
+from mmlsskd.deployment import (ONNX_OPSET, drop_branch_only_weights,
+                                export_onnx, load_student_weights,
                                 load_training_checkpoint, onnx_logits,
                                 student_checkpoint, student_config)
 
@@ -129,6 +129,14 @@ def main() -> None:
     exported = student_checkpoint(checkpoint, args.checkpoint)
     student = build_classifier(plain_cfg.model, plain_cfg)
     teacher = build_classifier(cfg.model, cfg)
+    dropped = drop_branch_only_weights(exported['state_dict'], student,
+                                       teacher)
+    if dropped:
+        notes.append(
+            f'dropped {len(dropped)} backbone weights that only the '
+            f'auxiliary branches read ({", ".join(dropped[:3])}'
+            f'{" ..." if len(dropped) > 3 else ""}): the outputs LSSKD asked '
+            f'the backbone for.')
     try:
         load_student_weights(student, exported['state_dict'],
                              args.checkpoint, args.config)
