@@ -8,7 +8,7 @@ from mmpretrain.registry import MODELS
 from torch import nn
 
 from ...utils.validation import config_error
-from ..utils.backbone_stages import describe_output, featmap_fix
+from ..utils.backbone_stages import describe_output, dry_run, featmap_fix
 
 StageShape = Tuple[int, int, int]  # (channels, height, width)
 
@@ -24,13 +24,7 @@ def probe_stage_shapes(backbone: nn.Module,
     Returns:
         list[tuple[int, int, int]]: (C, H, W) of every returned stage.
     """
-    was_training = backbone.training
-    backbone.eval()
-    with torch.no_grad():
-        outs = backbone(torch.zeros(1, 3, *input_size))
-    backbone.train(was_training)
-    if isinstance(outs, torch.Tensor):
-        outs = (outs, )
+    outs = dry_run(backbone, input_size)
     shapes = []
     for i, out in enumerate(outs):
         if not isinstance(out, torch.Tensor) or out.dim() != 4:

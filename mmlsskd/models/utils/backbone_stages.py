@@ -107,8 +107,9 @@ def featmap_fix(backbone: nn.Module, outs: Sequence) -> str:
     return 'Configure the backbone to return (N, C, H, W) feature maps.'
 
 
-def _dry_run(backbone: nn.Module, input_size: Tuple[int, int]) -> tuple:
-    """The backbone's outputs on one zero image, without gradients."""
+def dry_run(backbone: nn.Module, input_size: Tuple[int, int]) -> tuple:
+    """The backbone's outputs on one zero image, without gradients, in eval
+    mode (the backbone is left in the mode it had)."""
     was_training = backbone.training
     backbone.eval()
     with torch.no_grad():
@@ -168,7 +169,7 @@ def probe_backbone_stages(
             f'cannot ask it for the stages its branches hang on',
             'Use a backbone that returns intermediate stages through '
             'out_indices, or give LSSKD(aux_neck=...) a neck of your own.')
-    returned = _dry_run(configured, input_size)
+    returned = dry_run(configured, input_size)
     for count in range(_output_count_hint(configured) + 2, 0, -1):
         cfg = dict(copy.deepcopy(backbone_cfg), out_indices=tuple(
             range(count)))
@@ -176,7 +177,7 @@ def probe_backbone_stages(
             candidate = MODELS.build(cfg)
         except _OUT_OF_RANGE:
             continue
-        outs = _dry_run(candidate, input_size)
+        outs = dry_run(candidate, input_size)
         if len(outs) == count:
             break
     else:  # pragma: no cover - every backbone returns at least index 0
