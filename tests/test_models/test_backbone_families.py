@@ -131,18 +131,26 @@ def assert_classifier_unchanged(model, arch: dict, size: int) -> None:
     assert not result.missing_keys
     assert all('norm' in k for k in result.unexpected_keys), \
         result.unexpected_keys
-    model.eval()
-    plain.eval()
-    images = torch.randn(2, 3, size, size)
+    images = assert_same_logits(model, plain, size)
     with torch.no_grad():
-        torch.testing.assert_close(model(images, mode='tensor'),
-                                   plain(images, mode='tensor'))
         predictions = model(images, [DataSample(), DataSample()],
                             mode='predict')
         expected = plain(images, [DataSample(), DataSample()],
                          mode='predict')
     for ours, theirs in zip(predictions, expected):
         torch.testing.assert_close(ours.pred_score, theirs.pred_score)
+
+
+def assert_same_logits(model, plain, size: int) -> torch.Tensor:
+    """Both in eval mode give the same logits on two random images (which
+    are returned)."""
+    model.eval()
+    plain.eval()
+    images = torch.randn(2, 3, size, size)
+    with torch.no_grad():
+        torch.testing.assert_close(model(images, mode='tensor'),
+                                   plain(images, mode='tensor'))
+    return images
 
 
 @pytest.mark.parametrize('name', list(FAMILIES))
@@ -301,9 +309,4 @@ def test_the_student_drops_the_norms_only_branches_read(name):
     assert dropped and all(k.startswith('backbone.norm') for k in dropped)
     load_student_weights(student, exported['state_dict'], 'model.pth',
                          'config.py')
-    model.eval()
-    student.eval()
-    images = torch.randn(2, 3, size, size)
-    with torch.no_grad():
-        torch.testing.assert_close(student(images, mode='tensor'),
-                                   model(images, mode='tensor'))
+    assert_same_logits(model, student, size)
