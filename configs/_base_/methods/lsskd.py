@@ -2,6 +2,7 @@
 # classifier with
 #   model = dict(_base_.lsskd, _delete_=True, architecture=_base_.model,
 #                out_indices=<every stage>)
+# (leave out_indices out and LSSKD picks the stages: docs/mixing.md)
 # The loss weights are the project's choices (the paper's were lost from
 # its text): see README.md, "Defaults and where they come from".
 lsskd = dict(
