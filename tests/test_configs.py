@@ -81,3 +81,20 @@ def test_config_builds_and_trains_one_step(config, tiny_cifar100, tmp_path):
         # One branch per returned stage, all of them.
         assert model.num_branches == len(cfg.model.out_indices)
         assert {'train/loss_cls', 'train/loss_hier'} <= set(scalars)
+
+
+@pytest.mark.parametrize('student', ['resnet20', 'resnet18', 'wrn16-2',
+                                     'mobilenet-v2'])
+def test_shipped_stages_are_the_ones_lsskd_would_pick(student):
+    """The CIFAR configs name HSSAKD's stages; LSSKD's own choice
+    (out_indices='auto') is the same, as docs/configs.md says."""
+    from mmengine.registry import DefaultScope
+
+    from mmlsskd.models.utils.backbone_stages import (choose_branch_stages,
+                                                      probe_backbone_stages)
+    cfg = Config.fromfile(
+        str(CONFIG_ROOT / f'lsskd/lsskd_{student}_1xb64-240e_cifar100.py'))
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
+        stages = probe_backbone_stages(
+            cfg.model.architecture.backbone.to_dict(), (32, 32))
+    assert choose_branch_stages(stages) == tuple(cfg.model.out_indices)
