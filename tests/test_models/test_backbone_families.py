@@ -264,24 +264,19 @@ def registered_test_backbones():
         MODELS.module_dict.pop(name)
 
 
-def test_build_refuses_backbone_parameters_no_loss_reaches(
-        registered_test_backbones):
-    backbone = dict(type='_ResNetWithUnusedWeight', depth=18,
-                    base_channels=4)
-    with pytest.raises(LSSKDConfigError,
-                       match=r'1 trainable parameters of '
-                       r'_ResNetWithUnusedWeight get no gradient .*'
-                       r'unused_scale'):
-        build_lsskd(architecture(backbone, GAP, linear(32)), 32)
-
-
-def test_build_refuses_a_classifier_input_that_changes_shape(
-        registered_test_backbones):
-    backbone = dict(type='_ResNetWithIndexDependentOutput', depth=18,
-                    base_channels=4)
-    with pytest.raises(LSSKDConfigError,
-                       match=r'reads outputs of shapes \[\(32, 1, 4\)\] .* '
-                       r'but \[\(32, 4, 4\)\] without them'):
+@pytest.mark.parametrize('backbone_type, match', [
+    # A parameter no loss reaches: it would not train, DDP would stop.
+    ('_ResNetWithUnusedWeight', r'1 trainable parameters of '
+     r'_ResNetWithUnusedWeight get no gradient .*unused_scale'),
+    # The classifier's input would change with the branches' stages.
+    ('_ResNetWithIndexDependentOutput',
+     r'reads outputs of shapes \[\(32, 1, 4\)\] .* '
+     r'but \[\(32, 4, 4\)\] without them'),
+])
+def test_the_build_time_dry_run_refuses(registered_test_backbones,
+                                        backbone_type, match):
+    backbone = dict(type=backbone_type, depth=18, base_channels=4)
+    with pytest.raises(LSSKDConfigError, match=match):
         build_lsskd(architecture(backbone, GAP, linear(32)), 32)
 
 
