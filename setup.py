@@ -79,7 +79,8 @@ setup(
         lite=['mmcv-lite>=2.0.0,<=2.1.0'],  # for environments without mmcv
         # ONNX export of the student (tools/deployment/export_student.py)
         export=EXPORT_REQUIRES,
-        tests=['pytest>=7'] + EXPORT_REQUIRES,
+        # pytest-xdist: the suite runs on every core (setup.cfg's addopts)
+        tests=['pytest>=7', 'pytest-xdist>=3'] + EXPORT_REQUIRES,
     ),
     author='The mmlsskd Authors',
     keywords='knowledge distillation, self-supervised, image classification, '
