@@ -203,3 +203,64 @@ def test_an_interrupted_run_resumes_where_it_stopped(base_study, tmp_path):
     assert resumed['parts'] == 2 and resumed['wall_s'] is None
     assert resumed['curve'] == expected['curve']
     assert resumed['selection'] == expected['selection']
+
+
+def fake_run(method, seed, top1, selection=None):
+    record = dict(method=method, seed=seed, last=dict(top1=top1))
+    if selection is not None:
+        record['selection'] = dict(top1=selection)
+    return record
+
+
+def test_the_verdict_pairs_seeds_and_needs_three_and_the_spread():
+    sys.path.insert(0, str(ROOT / 'tools/benchmarks'))
+    from cifar100_cpu_study import paired_difference, verdicts
+    ce = [fake_run('ce', s, t, u) for s, t, u in
+          ((0, 25.0, 24.0), (1, 26.0, 25.0), (2, 27.0, 26.0))]
+    # Differences by seed +3, +2, +4 on the test set: mean 3, std 1; the
+    # method's own spread is stdev(28, 28, 31) = sqrt(3) = 1.73.
+    better = [fake_run('lsskd-no-past', s, t, u) for s, t, u in
+              ((2, 31.0, 26.5), (0, 28.0, 24.5), (1, 28.0, 25.5))]
+    test = paired_difference(better, ce, lambda r: r['last']['top1'])
+    assert test['seeds'] == 3 and test['mean'] == pytest.approx(3.0)
+    assert test['std'] == pytest.approx(1.0)
+    assert test['spread'] == pytest.approx(3 ** 0.5)
+    # Unused images: +0.5 each: no spread in the differences, but CE's own
+    # is 1.0 and the method's 1.0, so +0.5 is within the spread.
+    # A seed without CE is not paired; one seed is no verdict.
+    unpaired = [fake_run('lsskd', 0, 20.0, 19.0),
+                fake_run('lsskd', 7, 40.0, 40.0)]
+    lines = verdicts({'ce': ce, 'lsskd-no-past': better, 'lsskd': unpaired})
+    assert lines == [
+        '- LSSKD without past predictions: +3.00 ± 1.00 on the test set '
+        '(last epoch), +0.50 ± 0.00 on the unused training images; '
+        '**beats cross-entropy** on the test set (spread 1.73), within the '
+        'spread on the unused training images (spread 1.00).',
+        '- LSSKD (paper): -5.00 on the test set (last epoch), -5.00 on the '
+        'unused training images; 1 seed of 3: no verdict yet.',
+    ]
+    worse = [fake_run('pskd', s, t) for s, t in ((0, 20.0), (1, 22.0),
+                                                 (2, 21.0))]
+    assert verdicts({'ce': ce, 'pskd': worse}) == [
+        '- PS-KD: -5.00 ± 1.00 on the test set (last epoch); '
+        '**trails cross-entropy** on the test set (spread 1.00).']
+
+
+def test_the_docs_show_what_the_committed_result_files_say():
+    """The study's table and verdict in the docs are the script's output
+    from docs/results/, never typed: after a new result file, run the
+    documented ``--report-only --update-docs`` command."""
+    sys.path.insert(0, str(ROOT / 'tools/benchmarks'))
+    from cifar100_cpu_study import (README, RESULTS_PAGE, TABLE_BEGIN,
+                                    TABLE_END, VERDICT_BEGIN, VERDICT_END,
+                                    load_results, report)
+    args = argparse.Namespace(
+        model='resnet20', fraction=0.2, epochs=12, holdout=0.0,
+        results_dir=str(ROOT / 'docs/results/cifar100_study'))
+    results = load_results(args)
+    assert {'ce', 'lsskd'} <= set(results)
+    table_block, verdict_block = report(args, results)
+    results_page, readme = RESULTS_PAGE.read_text(), README.read_text()
+    assert '\n'.join([TABLE_BEGIN, *table_block, TABLE_END]) in results_page
+    verdict = '\n'.join([VERDICT_BEGIN, *verdict_block, VERDICT_END])
+    assert verdict in results_page and verdict in readme

@@ -11,7 +11,8 @@ per-branch top-1, the curve, wall time); a run whose file exists is skipped,
 so a study can be spread over sessions. The table (mean and standard
 deviation over seeds of the last epoch, the best epoch beside it, labelled,
 and the paired difference to cross-entropy) and the plot are built from those
-files alone; ``--update-docs`` writes the table into docs/results.md.
+files alone; ``--update-docs`` writes the table into docs/results.md and
+the verdict against cross-entropy (``verdicts``) into it and the README.
 
 Options are chosen without the test set: with ``--fraction`` below 1 the
 final checkpoint of every run is also evaluated on the training images its
@@ -87,6 +88,11 @@ DERIVED = {'lsskd-precise-bn': 'lsskd', 'lsskd-precise-bn-views': 'lsskd'}
 RESULTS_PAGE = ROOT / 'docs/results.md'
 TABLE_BEGIN = '<!-- cifar100-study-table: begin -->'
 TABLE_END = '<!-- cifar100-study-table: end -->'
+README = ROOT / 'README.md'
+VERDICT_BEGIN = '<!-- cifar100-study-verdict: begin -->'
+VERDICT_END = '<!-- cifar100-study-verdict: end -->'
+# A difference to cross-entropy is a verdict only with this many seeds.
+VERDICT_SEEDS = 3
 
 
 def parse_args() -> argparse.Namespace:
@@ -420,6 +426,86 @@ def table(results: dict) -> list:
     return rows
 
 
+def paired_difference(runs: list, ce_runs: list, figure) -> dict:
+    """The difference to cross-entropy of ``figure(result)``, paired by seed.
+
+    Returns:
+        dict: ``seeds``, ``mean`` and, with two seeds or more, ``std`` (of
+        the paired differences) and ``spread``: the largest seed-to-seed
+        standard deviation involved (of the differences, of the method's
+        figures, of cross-entropy's), the bar a difference must clear.
+    """
+    ce = {r['seed']: figure(r) for r in ce_runs}
+    pairs = [(figure(r), ce[r['seed']]) for r in runs
+             if r['seed'] in ce and figure(r) is not None
+             and ce[r['seed']] is not None]
+    if not pairs:
+        return dict(seeds=0)
+    diffs = [a - b for a, b in pairs]
+    record = dict(seeds=len(pairs), mean=statistics.mean(diffs))
+    if len(pairs) > 1:
+        record['std'] = statistics.stdev(diffs)
+        record['spread'] = max(
+            statistics.stdev(diffs), statistics.stdev(a for a, _ in pairs),
+            statistics.stdev(b for _, b in pairs))
+    return record
+
+
+def verdict_of(difference: dict) -> str:
+    """``beats``, ``trails``, ``within the spread``, or no verdict (fewer
+    than ``VERDICT_SEEDS`` paired seeds)."""
+    if difference['seeds'] < VERDICT_SEEDS:
+        return 'no verdict'
+    if abs(difference['mean']) <= difference['spread']:
+        return 'within the spread'
+    return 'beats' if difference['mean'] > 0 else 'trails'
+
+
+def verdicts(results: dict) -> list:
+    """Markdown bullets, one per method: its deployed classifier against
+    cross-entropy, paired by seed, on the test set (last epoch) and on the
+    unused training images (where options are chosen), with the verdict.
+
+    A method beats or trails cross-entropy only with ``VERDICT_SEEDS``
+    seeds and a mean paired difference larger than every seed-to-seed
+    standard deviation involved.
+    """
+    ce_runs = results.get('ce', [])
+    lines = []
+    for method, runs in results.items():
+        if method == 'ce' or not ce_runs:
+            continue
+        test = paired_difference(runs, ce_runs, lambda r: r['last']['top1'])
+        if not test['seeds']:
+            continue
+        chosen = paired_difference(
+            runs, ce_runs, lambda r: r.get('selection', {}).get('top1'))
+
+        def figure(d):
+            std = f' ± {d["std"]:.2f}' if 'std' in d else ''
+            return f'{d["mean"]:+.2f}{std}'
+
+        parts = [f'{figure(test)} on the test set (last epoch)']
+        if chosen['seeds']:
+            parts.append(f'{figure(chosen)} on the unused training images')
+        seeds = test['seeds']
+        if seeds < VERDICT_SEEDS:
+            said = (f'{seeds} seed{"s" * (seeds > 1)} of '
+                    f'{VERDICT_SEEDS}: no verdict yet')
+        else:
+            on_test, on_chosen = verdict_of(test), verdict_of(chosen) \
+                if chosen['seeds'] else None
+            said = (f'**{on_test} cross-entropy**' if on_test != 'within '
+                    'the spread' else '**within the seed spread of '
+                    'cross-entropy**')
+            said += f' on the test set (spread {test["spread"]:.2f})'
+            if on_chosen:
+                said += (f', {on_chosen} on the unused training images '
+                         f'(spread {chosen["spread"]:.2f})')
+        lines.append(f'- {LABELS[method]}: {", ".join(parts)}; {said}.')
+    return lines
+
+
 def plot(results: dict, path: Path) -> None:
     """Test top-1 across epochs, mean over seeds: every method's final
     classifier, and the branches of the paper's LSSKD."""
@@ -454,17 +540,45 @@ def plot(results: dict, path: Path) -> None:
     fig.savefig(path, dpi=120)
 
 
-def update_docs(rows: list, caption: str) -> None:
-    """Write the table between the study markers of docs/results.md."""
-    text = RESULTS_PAGE.read_text()
-    if TABLE_BEGIN not in text or TABLE_END not in text:
-        raise SystemExit(f'{RESULTS_PAGE} has no {TABLE_BEGIN} ... '
-                         f'{TABLE_END} block to write the table into.')
-    block = '\n'.join([TABLE_BEGIN, caption, ''] + rows + [TABLE_END])
-    text = re.sub(
-        re.escape(TABLE_BEGIN) + '.*?' + re.escape(TABLE_END),
-        lambda _: block, text, flags=re.S)
-    RESULTS_PAGE.write_text(text)
+def write_block(page: Path, begin: str, end: str, lines: list) -> None:
+    """Replace what lies between the ``begin`` and ``end`` markers of
+    ``page`` with ``lines``."""
+    text = page.read_text()
+    if begin not in text or end not in text:
+        raise SystemExit(f'{page} has no {begin} ... {end} block to write '
+                         f'the study into.')
+    block = '\n'.join([begin] + lines + [end])
+    text = re.sub(re.escape(begin) + '.*?' + re.escape(end),
+                  lambda _: block, text, flags=re.S)
+    page.write_text(text)
+
+
+def report(args: argparse.Namespace, results: dict) -> tuple:
+    """The table (with its caption) and the verdict, as markdown lines."""
+    evaluated = (f'evaluated on a held-out {args.holdout:g} of it during '
+                 f'training and on the full test set after'
+                 if args.holdout else 'full test set')
+    caption = (f'{args.model}, {args.fraction:g} of every class, '
+               f'{args.epochs} epochs, {evaluated}; mean ± standard '
+               f'deviation over seeds; built by '
+               f'`tools/benchmarks/cifar100_cpu_study.py` from '
+               f'`{os.path.relpath(args.results_dir, ROOT)}/`.')
+    verdict = [
+        f'Against cross-entropy, paired by seed ({args.model}, '
+        f'{args.fraction:g} of every class, {args.epochs} epochs; a verdict '
+        f'needs {VERDICT_SEEDS} seeds and a mean difference larger than '
+        f'every seed spread involved; written by the study script from '
+        f'its result files):', ''
+    ] + verdicts(results)
+    return [caption, ''] + table(results), verdict
+
+
+def update_docs(table_block: list, verdict_block: list) -> None:
+    """Write the table and the verdict into docs/results.md, and the
+    verdict into the README, between their study markers."""
+    write_block(RESULTS_PAGE, TABLE_BEGIN, TABLE_END, table_block)
+    for page in (RESULTS_PAGE, README):
+        write_block(page, VERDICT_BEGIN, VERDICT_END, verdict_block)
 
 
 def selects_on_unused(args: argparse.Namespace) -> bool:
@@ -587,20 +701,11 @@ def main() -> None:
                          f'{args.methods}.')
     plot_path = Path(args.plot) if args.plot else work_dir / 'accuracy.png'
     plot(results, plot_path)
-    rows = table(results)
-    evaluated = (f'evaluated on a held-out {args.holdout:g} of it during '
-                 f'training and on the full test set after'
-                 if args.holdout else 'full test set')
-    caption = (f'{args.model}, {args.fraction:g} of every class, '
-               f'{args.epochs} epochs, {evaluated}; mean ± standard '
-               f'deviation over seeds; built by '
-               f'`tools/benchmarks/cifar100_cpu_study.py` from '
-               f'`{os.path.relpath(args.results_dir, ROOT)}/`.')
-    print('\n' + caption + '\n')
-    print('\n'.join(rows))
+    table_block, verdict_block = report(args, results)
+    print('\n' + '\n'.join(table_block) + '\n\n' + '\n'.join(verdict_block))
     print(f'\nPlot: {os.path.relpath(plot_path)}')
     if args.update_docs:
-        update_docs(rows, caption)
+        update_docs(table_block, verdict_block)
 
 
 if __name__ == '__main__':
