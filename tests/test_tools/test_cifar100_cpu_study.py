@@ -264,3 +264,42 @@ def test_the_docs_show_what_the_committed_result_files_say():
     assert '\n'.join([TABLE_BEGIN, *table_block, TABLE_END]) in results_page
     verdict = '\n'.join([VERDICT_BEGIN, *verdict_block, VERDICT_END])
     assert verdict in results_page and verdict in readme
+
+
+def test_target_quality_by_hand():
+    sys.path.insert(0, str(ROOT / 'tools/analysis_tools'))
+    import torch
+    from past_prediction_quality import target_quality
+    past = torch.tensor([[0.5, 0.3, 0.2], [0.1, 0.6, 0.3], [0.2, 0.2, 0.6]])
+    figures = target_quality(past, torch.tensor([0, 0, 2]), alpha=0.8)
+    # Targets' true mass 0.2 + 0.8 * (0.5, 0.1, 0.6) = (0.6, 0.28, 0.68);
+    # their largest wrong entries 0.8 * (0.3, 0.6, 0.2) = (0.24, 0.48, 0.16):
+    # only the second target points at another class.
+    assert figures == dict(
+        samples=3, top1=pytest.approx(200 / 3),
+        true_class_probability=pytest.approx(0.4), alpha=0.8,
+        target_true_mass=pytest.approx(0.52),
+        target_wrong=pytest.approx(100 / 3))
+    # A tie between the label and another class counts as right.
+    tie = target_quality(torch.tensor([[0.0, 1.0, 0.0]]), torch.tensor([0]),
+                         alpha=0.5)
+    assert tie['target_wrong'] == 0 and tie['top1'] == 0
+
+
+def test_past_prediction_quality_reads_a_study_checkpoint(base_study,
+                                                          tmp_path):
+    run_dir = base_study['work'] / 'lsskd_seed0'
+    out = tmp_path / 'quality.json'
+    printed = run([
+        sys.executable, 'tools/analysis_tools/past_prediction_quality.py',
+        str(run_dir / 'lsskd_resnet20.py'), str(run_dir / 'epoch_2.pth'),
+        '--out', str(out)
+    ], tmp_path)
+    figures = json.loads(out.read_text())
+    # Half of every class of the tiny set (5 classes x 4 images), every
+    # one written in the second epoch; alpha is the config's alpha_T.
+    assert figures['samples'] == 10 and figures['epoch_written'] == 2
+    assert figures['alpha'] == 0.8
+    assert figures['target_true_mass'] == pytest.approx(
+        0.2 + 0.8 * figures['true_class_probability'])
+    assert 'top-1 against the labels' in printed
