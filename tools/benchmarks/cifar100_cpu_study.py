@@ -52,7 +52,7 @@ from cifar100_students import (add_student_arguments,  # beside this script
 
 ROOT = Path(__file__).resolve().parents[2]
 ABLATIONS = ('no-hier', 'no-kl', 'no-feat', 'no-past', 'cls-kd', 'cls-kd-all',
-             'branch-target', 'precise-bn')
+             'branch-target', 'cls-kd-all-branch-target', 'precise-bn')
 METHODS = {
     'ce': 'configs/baselines/{model}_1xb64-240e_cifar100.py',
     'lbs': 'configs/baselines/{model}_1xb64-240e-lbs_cifar100.py',
@@ -78,6 +78,8 @@ LABELS = dict(
         'lsskd-cls-kd': 'LSSKD + branch KD into the classifier',
         'lsskd-cls-kd-all': 'LSSKD + branch KD, all views',
         'lsskd-branch-target': 'LSSKD + branch in the target',
+        'lsskd-cls-kd-all-branch-target':
+        'LSSKD + branch KD, all views, + branch in the target',
         'lsskd-precise-bn': 'LSSKD + BN recalibration',
         'lsskd-precise-bn-views':
         'LSSKD, BN recalibrated on all four views (diagnostic)',
