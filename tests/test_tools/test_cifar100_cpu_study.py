@@ -303,3 +303,17 @@ def test_past_prediction_quality_reads_a_study_checkpoint(base_study,
     assert figures['target_true_mass'] == pytest.approx(
         0.2 + 0.8 * figures['true_class_probability'])
     assert 'top-1 against the labels' in printed
+
+
+def test_a_diagnostic_is_a_shipped_config_with_its_overrides(tiny_cifar100):
+    sys.path.insert(0, str(ROOT / 'tools/benchmarks'))
+    from cifar100_cpu_study import METHODS, study_config
+    args = argparse.Namespace(
+        data=str(tiny_cifar100 / 'cifar-100-python'), model='resnet20',
+        fraction=0.5, holdout=0.0, epochs=2, val_interval=1,
+        cfg_options={})
+    assert METHODS['lbs-0.4'] == METHODS['lbs']
+    for method, value in (('lbs', 0.1), ('lbs-0.4', 0.4), ('lbs-0.8', 0.8)):
+        loss = study_config(method, 0, args).model.head.loss
+        assert loss.type == 'LabelSmoothLoss'
+        assert loss.label_smooth_val == value

@@ -68,6 +68,16 @@ METHODS = {
     'lsskd-precise-bn-views':
     'configs/lsskd/lsskd-precise-bn_{model}_1xb64-240e_cifar100.py',
 }
+# Diagnostics, not options: a shipped config with the study's overrides.
+# Label smoothing as strong as PS-KD's target at this scale, to tell the
+# amount of mass it moves off the label from what the past predictions say:
+# 0.4 is about the ramp's mean alpha (0.43) times the mass the predictions
+# put off the label; 0.8 is alpha_T, the last epoch's.
+OVERRIDES = {
+    f'lbs-{value}': {'model.head.loss.label_smooth_val': value}
+    for value in (0.4, 0.8)
+}
+METHODS.update({method: METHODS['lbs'] for method in OVERRIDES})
 LABELS = dict(
     ce='Cross-entropy', lbs='Label smoothing 0.1', pskd='PS-KD',
     lsskd='LSSKD (paper)', **{
@@ -83,6 +93,10 @@ LABELS = dict(
         'lsskd-precise-bn': 'LSSKD + BN recalibration',
         'lsskd-precise-bn-views':
         'LSSKD, BN recalibrated on all four views (diagnostic)',
+        **{
+            method: f'Label smoothing {method[4:]} (diagnostic)'
+            for method in OVERRIDES
+        },
     })
 # Methods whose training is the source method's, to the bit: their result
 # is the source's final checkpoint, finished as their config says.
@@ -196,6 +210,7 @@ def study_config(method: str, seed: int,
             dict(type='BranchAccuracy')
         ]
         cfg.test_evaluator = cfg.val_evaluator
+    cfg.merge_from_dict(OVERRIDES.get(method, {}))
     cfg.merge_from_dict(args.cfg_options)
     return cfg
 
@@ -339,6 +354,8 @@ def summarise_run(method: str, seed: int, args: argparse.Namespace,
     return dict(
         method=method,
         config=METHODS[method].format(model=args.model),
+        **({'config_overrides': OVERRIDES[method]}
+           if method in OVERRIDES else {}),
         model=args.model,
         seed=seed,
         fraction=args.fraction,
