@@ -239,6 +239,12 @@ def test_the_verdict_pairs_seeds_and_needs_three_and_the_spread():
         '- LSSKD (paper): -5.00 on the test set (last epoch), -5.00 on the '
         'unused training images; 1 seed of 3: no verdict yet.',
     ]
+    # Against the paper's LSSKD only its variants are compared.
+    assert verdicts({'ce': ce, 'lsskd-no-past': better, 'lsskd': unpaired},
+                    reference='lsskd') == [
+        '- LSSKD without past predictions: +8.00 on the test set (last '
+        'epoch), +5.50 on the unused training images; 1 seed of 3: no '
+        'verdict yet.']
     worse = [fake_run('pskd', s, t) for s, t in ((0, 20.0), (1, 22.0),
                                                  (2, 21.0))]
     assert verdicts({'ce': ce, 'pskd': worse}) == [

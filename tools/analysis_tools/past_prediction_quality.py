@@ -134,7 +134,9 @@ def main() -> None:
           f"{figures['target_wrong']:6.2f} %")
     if args.out:
         with open(args.out, 'w') as f:
-            json.dump(figures, f, indent=1)
+            json.dump(dict(config=args.config, checkpoint=args.checkpoint,
+                           **figures), f, indent=1)
+            f.write('\n')
 
 
 if __name__ == '__main__':

@@ -445,19 +445,20 @@ def table(results: dict) -> list:
     return rows
 
 
-def paired_difference(runs: list, ce_runs: list, figure) -> dict:
-    """The difference to cross-entropy of ``figure(result)``, paired by seed.
+def paired_difference(runs: list, reference_runs: list, figure) -> dict:
+    """The difference of ``figure(result)`` to the reference method's,
+    paired by seed.
 
     Returns:
         dict: ``seeds``, ``mean`` and, with two seeds or more, ``std`` (of
         the paired differences) and ``spread``: the largest seed-to-seed
         standard deviation involved (of the differences, of the method's
-        figures, of cross-entropy's), the bar a difference must clear.
+        figures, of the reference's), the bar a difference must clear.
     """
-    ce = {r['seed']: figure(r) for r in ce_runs}
-    pairs = [(figure(r), ce[r['seed']]) for r in runs
-             if r['seed'] in ce and figure(r) is not None
-             and ce[r['seed']] is not None]
+    reference = {r['seed']: figure(r) for r in reference_runs}
+    pairs = [(figure(r), reference[r['seed']]) for r in runs
+             if r['seed'] in reference and figure(r) is not None
+             and reference[r['seed']] is not None]
     if not pairs:
         return dict(seeds=0)
     diffs = [a - b for a, b in pairs]
@@ -480,25 +481,35 @@ def verdict_of(difference: dict) -> str:
     return 'beats' if difference['mean'] > 0 else 'trails'
 
 
-def verdicts(results: dict) -> list:
-    """Markdown bullets, one per method: its deployed classifier against
-    cross-entropy, paired by seed, on the test set (last epoch) and on the
-    unused training images (where options are chosen), with the verdict.
+# How the verdicts name the methods they compare with.
+REFERENCE_NAMES = dict(ce='cross-entropy', lsskd="the paper's LSSKD")
 
-    A method beats or trails cross-entropy only with ``VERDICT_SEEDS``
+
+def verdicts(results: dict, reference: str = 'ce') -> list:
+    """Markdown bullets, one per method: its deployed classifier against
+    the ``reference`` method's, paired by seed, on the test set (last
+    epoch) and on the unused training images (where options are chosen),
+    with the verdict.
+
+    A method beats or trails the reference only with ``VERDICT_SEEDS``
     seeds and a mean paired difference larger than every seed-to-seed
-    standard deviation involved.
+    standard deviation involved. Against ``'lsskd'`` only LSSKD's variants
+    are compared (its ablations and options).
     """
-    ce_runs = results.get('ce', [])
+    reference_runs = results.get(reference, [])
+    name = REFERENCE_NAMES[reference]
     lines = []
     for method, runs in results.items():
-        if method == 'ce' or not ce_runs:
+        if method == reference or not reference_runs or (
+                reference == 'lsskd' and not method.startswith('lsskd-')):
             continue
-        test = paired_difference(runs, ce_runs, lambda r: r['last']['top1'])
+        test = paired_difference(runs, reference_runs,
+                                 lambda r: r['last']['top1'])
         if not test['seeds']:
             continue
         chosen = paired_difference(
-            runs, ce_runs, lambda r: r.get('selection', {}).get('top1'))
+            runs, reference_runs,
+            lambda r: r.get('selection', {}).get('top1'))
 
         def figure(d):
             std = f' ± {d["std"]:.2f}' if 'std' in d else ''
@@ -514,9 +525,8 @@ def verdicts(results: dict) -> list:
         else:
             on_test, on_chosen = verdict_of(test), verdict_of(chosen) \
                 if chosen['seeds'] else None
-            said = (f'**{on_test} cross-entropy**' if on_test != 'within '
-                    'the spread' else '**within the seed spread of '
-                    'cross-entropy**')
+            said = (f'**{on_test} {name}**' if on_test != 'within the '
+                    'spread' else f'**within the seed spread of {name}**')
             said += f' on the test set (spread {test["spread"]:.2f})'
             if on_chosen:
                 said += (f', {on_chosen} on the unused training images '
@@ -582,13 +592,17 @@ def report(args: argparse.Namespace, results: dict) -> tuple:
                f'deviation over seeds; built by '
                f'`tools/benchmarks/cifar100_cpu_study.py` from '
                f'`{os.path.relpath(args.results_dir, ROOT)}/`.')
-    verdict = [
-        f'Against cross-entropy, paired by seed ({args.model}, '
-        f'{args.fraction:g} of every class, {args.epochs} epochs; a verdict '
-        f'needs {VERDICT_SEEDS} seeds and a mean difference larger than '
-        f'every seed spread involved; written by the study script from '
-        f'its result files):', ''
-    ] + verdicts(results)
+    regime_words = (f'{args.model}, {args.fraction:g} of every class, '
+                    f'{args.epochs} epochs; a verdict needs {VERDICT_SEEDS} '
+                    f'seeds and a mean difference larger than every seed '
+                    f'spread involved; written by the study script from its '
+                    f'result files')
+    verdict = [f'Against cross-entropy, paired by seed ({regime_words}):',
+               ''] + verdicts(results)
+    variants = verdicts(results, reference='lsskd')
+    if variants:
+        verdict += ['', "LSSKD's ablations and options against the paper's "
+                    'LSSKD, paired by seed:', ''] + variants
     return [caption, ''] + table(results), verdict
 
 
