@@ -53,3 +53,35 @@ def test_pskd_keeps_only_the_classifier():
     model = build()
     assert model.num_branches == 0 and model.num_views == 1
     assert {k.split('.')[0] for k in model.state_dict()} == {'architecture'}
+
+
+def test_uniform_past_prediction_is_ramped_label_smoothing():
+    """The ablation trains on (1 - a) * onehot + a / C where a past
+    prediction exists, and still records the classifier's own."""
+    import pytest
+
+    from mmlsskd.utils.validation import LSSKDConfigError
+    torch.manual_seed(0)
+    model = MODELS.build(dict(type='PSKD', architecture=tiny_architecture(),
+                              past_prediction='uniform'))
+    model.attach_past_predictions(PastPredictionStore(6, NUM_CLASSES, 1, 0))
+    store = model._past_predictions
+    store.final[1] = torch.softmax(torch.randn(NUM_CLASSES), 0)
+    store.written_epoch[1] = 0
+    model.alpha = 0.5
+    inputs, labels = torch.randn(2, 3, 32, 32), torch.tensor([3, 1])
+    samples = [
+        DataSample(metainfo=dict(sample_idx=i)).set_gt_label(int(y))
+        for i, y in zip((1, 2), labels)
+    ]
+    loss = model.loss(inputs, samples)['loss_cls']
+    logits = model.architecture(inputs, mode='tensor')
+    targets = F.one_hot(labels, NUM_CLASSES).float()
+    targets[0] = 0.5 * targets[0] + 0.5 / NUM_CLASSES  # sample 1 only
+    expected = -(targets * logits.log_softmax(1)).sum(1).mean()
+    assert torch.allclose(loss, expected, atol=1e-6)
+    assert torch.allclose(model.pop_step_predictions()[1], logits.softmax(1))
+
+    with pytest.raises(LSSKDConfigError, match="past_prediction.*'uniform'"):
+        MODELS.build(dict(type='PSKD', architecture=tiny_architecture(),
+                          past_prediction='smooth'))

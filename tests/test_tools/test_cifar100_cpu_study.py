@@ -323,3 +323,5 @@ def test_a_diagnostic_is_a_shipped_config_with_its_overrides(tiny_cifar100):
         loss = study_config(method, 0, args).model.head.loss
         assert loss.type == 'LabelSmoothLoss'
         assert loss.label_smooth_val == value
+    assert study_config('pskd-uniform', 0, args).model.past_prediction == \
+        'uniform'

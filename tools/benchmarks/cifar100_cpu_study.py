@@ -72,12 +72,18 @@ METHODS = {
 # Label smoothing as strong as PS-KD's target at this scale, to tell the
 # amount of mass it moves off the label from what the past predictions say:
 # 0.4 is about the ramp's mean alpha (0.43) times the mass the predictions
-# put off the label; 0.8 is alpha_T, the last epoch's.
-OVERRIDES = {
-    f'lbs-{value}': {'model.head.loss.label_smooth_val': value}
-    for value in (0.4, 0.8)
+# put off the label; 0.8 is alpha_T, the last epoch's. PS-KD with a uniform
+# past prediction is the exact control: label smoothing ramped as alpha_t.
+DIAGNOSTICS = {
+    **{
+        f'lbs-{value}': ('lbs', {'model.head.loss.label_smooth_val': value})
+        for value in (0.4, 0.8)
+    },
+    'pskd-uniform': ('pskd', {'model.past_prediction': 'uniform'}),
 }
-METHODS.update({method: METHODS['lbs'] for method in OVERRIDES})
+OVERRIDES = {method: options for method, (_, options) in DIAGNOSTICS.items()}
+METHODS.update(
+    {method: METHODS[source] for method, (source, _) in DIAGNOSTICS.items()})
 LABELS = dict(
     ce='Cross-entropy', lbs='Label smoothing 0.1', pskd='PS-KD',
     lsskd='LSSKD (paper)', **{
@@ -94,9 +100,10 @@ LABELS = dict(
         'lsskd-precise-bn-views':
         'LSSKD, BN recalibrated on all four views (diagnostic)',
         **{
-            method: f'Label smoothing {method[4:]} (diagnostic)'
-            for method in OVERRIDES
+            f'lbs-{value}': f'Label smoothing {value} (diagnostic)'
+            for value in (0.4, 0.8)
         },
+        'pskd-uniform': 'PS-KD, uniform past prediction (diagnostic)',
     })
 # Methods whose training is the source method's, to the bit: their result
 # is the source's final checkpoint, finished as their config says.

@@ -37,6 +37,11 @@ class PSKD(BaseAlgorithm):
             so the activations, in the channels-last memory format. It is
             set at build time, before a DDP wrapper records the weights'
             layout. Defaults to False.
+        past_prediction (str): ``'own'``: the sample's past prediction, as
+            PS-KD. ``'uniform'``: an ablation that puts the uniform
+            distribution in its place, so that the target is label smoothing
+            ramped as ``alpha_t``: it tells what the past predictions add
+            beyond the mass they move off the label. Defaults to ``'own'``.
         data_preprocessor (dict | nn.Module, optional): A dict without
             ``type`` (as mmpretrain configs write it) becomes a
             ``ClsDataPreprocessor``. None takes the classifier's.
@@ -48,9 +53,15 @@ class PSKD(BaseAlgorithm):
                  loss_cls: dict = dict(
                      type='CrossEntropyLoss', use_soft=True),
                  channels_last: bool = False,
+                 past_prediction: str = 'own',
                  data_preprocessor: Optional[Union[dict, nn.Module]] = None,
                  init_cfg: Optional[dict] = None) -> None:
         name = type(self).__name__
+        if past_prediction not in ('own', 'uniform'):
+            raise config_error(
+                'past_prediction', f"must be 'own' or 'uniform', got "
+                f'{past_prediction!r}', "'own' is PS-KD; 'uniform' is its "
+                'label-smoothing ablation.')
         if not isinstance(architecture, dict):
             raise config_error(
                 'architecture', f'{name} needs the classifier as a config '
@@ -102,6 +113,7 @@ class PSKD(BaseAlgorithm):
         # Set by PastPredictionHook; plain attributes, not module state, so
         # the store never enters the model's state dict or DDP's buffers.
         self.alpha = 0.0
+        self.past_prediction = past_prediction
         self._past_predictions = None
         self._step_predictions = None
         # Where training is, for error messages; set by the hook.
@@ -276,6 +288,9 @@ class PSKD(BaseAlgorithm):
             # Page-locked, so that copying them to the GPU does not wait.
             indices = indices.pin_memory()
         past = self._past_predictions.lookup(indices, inputs.device)
+        if self.past_prediction == 'uniform':
+            past = past._replace(
+                final=torch.full_like(past.final, 1 / self.num_classes))
         past_weight = self.alpha * past.written.to(inputs.dtype)
         return labels, indices, past, past_weight
 
