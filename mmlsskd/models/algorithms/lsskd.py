@@ -161,8 +161,12 @@ class LSSKD(PSKD):
                                             out_indices=indices)
             # Where the classifier's own stages are among the outputs.
             positions = tuple(indices.index(i) for i in stages.classifier)
-        super().__init__(architecture, loss_cls, channels_last,
-                         data_preprocessor, init_cfg)
+        super().__init__(
+            architecture,
+            loss_cls=loss_cls,
+            channels_last=channels_last,
+            data_preprocessor=data_preprocessor,
+            init_cfg=init_cfg)
         self._classifier_positions = positions
         self.evaluate_branches = evaluate_branches
         self.view_transform = MODELS.build(view_transform)
