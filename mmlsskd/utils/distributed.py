@@ -1,4 +1,5 @@
 """Let the mmengine Runner train and test with several CPU processes."""
+import gc
 import os
 
 import torch
@@ -39,11 +40,16 @@ def setup_cpu_distributed(cfg: Config, launcher: str) -> None:
 
 
 def destroy_process_group() -> None:
-    """End the process group, if any, before the interpreter exits.
+    """End the process group, if any, and join its threads before the
+    interpreter shuts down.
 
-    Left to the interpreter's shutdown, gloo's background threads can be
-    torn down while still running, and a rank aborts at exit ("terminate
-    called without an active exception") after the run itself succeeded.
+    A finished Runner lives on in reference cycles, and its DDP wrapper
+    keeps the process group alive: ``torch.distributed`` forgets the group,
+    but gloo's threads keep running into the interpreter's shutdown, where a
+    rank can abort ("terminate called without an active exception") after
+    the run itself succeeded. Collecting the cycles first lets the group be
+    freed here, which joins those threads.
     """
     if torch_dist.is_available() and torch_dist.is_initialized():
+        gc.collect()
         torch_dist.destroy_process_group()

@@ -48,7 +48,7 @@ def test_dist_train_and_test_launch_two_processes(tiny_cfg_options, tmp_path):
     store and find every sample's past prediction in epoch 2."""
     config = tmp_path / 'dist.py'
     config.write_text(f"""_base_ = [{str(ROOT / CONFIG)!r}]
-custom_imports = dict(imports=['mmlsskd', 'rank_store_dump'])
+custom_imports = dict(imports=['mmlsskd', 'rank_store_dump', 'exit_threads'])
 custom_hooks = [
     dict(type='PastPredictionHook', alpha_T=0.8),
     dict(type='EpochSeedHook'),
@@ -56,15 +56,18 @@ custom_hooks = [
 ]
 """)
     work = tmp_path / 'dist'
+    (tmp_path / 'train_exit').mkdir()
     out = run([
         'bash', 'tools/dist_train.sh',
         str(config), '2', '--work-dir',
         str(work), '--cfg-options', *tiny_cfg_options,
         'train_dataloader.dataset.indices=19'
     ], tmp_path, PORT=free_port(),
-        PYTHONPATH=str(ROOT / 'tests/helpers'))
+        PYTHONPATH=str(ROOT / 'tests/helpers'),
+        EXIT_THREADS_DIR=str(tmp_path / 'train_exit'))
     assert 'Distributed training is not used' not in out
     assert (work / 'epoch_2.pth').is_file()
+    assert_process_group_joined(tmp_path / 'train_exit')
 
     dumps = {(rank, epoch):
              torch.load(work / f'rank{rank}_epoch{epoch}.pth',
@@ -100,14 +103,35 @@ custom_hooks = [
                        dumps[0, 1]['store']['final'])
 
     metrics = tmp_path / 'dist_metrics.json'
+    test_config = tmp_path / 'dist_test.py'
+    test_config.write_text(f"""_base_ = [{str(ROOT / CONFIG)!r}]
+custom_imports = dict(imports=['mmlsskd', 'exit_threads'])
+""")
+    (tmp_path / 'test_exit').mkdir()
     run([
-        'bash', 'tools/dist_test.sh', CONFIG,
+        'bash', 'tools/dist_test.sh', str(test_config),
         str(work / 'epoch_2.pth'), '2', '--work-dir',
         str(tmp_path / 'dist_test'), '--out',
         str(metrics), '--out-item', 'metrics', '--cfg-options',
         *tiny_cfg_options
-    ], tmp_path, PORT=free_port())
+    ], tmp_path, PORT=free_port(),
+        PYTHONPATH=str(ROOT / 'tests/helpers'),
+        EXIT_THREADS_DIR=str(tmp_path / 'test_exit'))
     assert 'accuracy/top1' in json.loads(metrics.read_text())
+    assert_process_group_joined(tmp_path / 'test_exit')
+
+
+def assert_process_group_joined(exit_dir):
+    """Both ranks reached interpreter exit with gloo's threads joined:
+    left running into the shutdown, they can abort a rank whose run
+    succeeded (an occasional exit -6 under load)."""
+    threads = {
+        path.stem: path.read_text().split()
+        for path in sorted(exit_dir.glob('rank*.txt'))
+    }
+    assert set(threads) == {'rank0', 'rank1'}
+    for rank, names in threads.items():
+        assert not [n for n in names if 'gloo' in n], (rank, names)
 
 
 @pytest.mark.parametrize('script, args, expected', [
