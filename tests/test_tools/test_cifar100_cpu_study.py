@@ -250,6 +250,17 @@ def test_the_verdict_pairs_seeds_and_needs_three_and_the_spread():
     assert verdicts({'ce': ce, 'pskd': worse}) == [
         '- PS-KD: -5.00 ± 1.00 on the test set (last epoch); '
         '**trails cross-entropy** on the test set (spread 1.00).']
+    # PS-KD's control against PS-KD: differences +0.5, 0, +2.5 (mean 1,
+    # std sqrt(1.75) = 1.32) do not exceed the control's own spread,
+    # stdev(20.5, 22, 23.5) = 1.5.
+    control = [fake_run('pskd-uniform', s, t) for s, t in ((0, 20.5),
+                                                          (1, 22.0),
+                                                          (2, 23.5))]
+    assert verdicts({'ce': ce, 'pskd': worse, 'pskd-uniform': control,
+                     'lsskd-no-past': better}, reference='pskd') == [
+        '- PS-KD, uniform past prediction (diagnostic): +1.00 ± 1.32 on the '
+        'test set (last epoch); **within the seed spread of PS-KD** on the '
+        'test set (spread 1.50).']
 
 
 def test_the_docs_show_what_the_committed_result_files_say():

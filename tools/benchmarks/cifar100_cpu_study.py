@@ -489,7 +489,8 @@ def verdict_of(difference: dict) -> str:
 
 
 # How the verdicts name the methods they compare with.
-REFERENCE_NAMES = dict(ce='cross-entropy', lsskd="the paper's LSSKD")
+REFERENCE_NAMES = dict(
+    ce='cross-entropy', lsskd="the paper's LSSKD", pskd='PS-KD')
 
 
 def verdicts(results: dict, reference: str = 'ce') -> list:
@@ -500,15 +501,17 @@ def verdicts(results: dict, reference: str = 'ce') -> list:
 
     A method beats or trails the reference only with ``VERDICT_SEEDS``
     seeds and a mean paired difference larger than every seed-to-seed
-    standard deviation involved. Against ``'lsskd'`` only LSSKD's variants
-    are compared (its ablations and options).
+    standard deviation involved. Against another method than ``'ce'``
+    only that method's variants are compared (``'lsskd'``: its ablations
+    and options; ``'pskd'``: its uniform-past control).
     """
     reference_runs = results.get(reference, [])
     name = REFERENCE_NAMES[reference]
     lines = []
     for method, runs in results.items():
         if method == reference or not reference_runs or (
-                reference == 'lsskd' and not method.startswith('lsskd-')):
+                reference != 'ce'
+                and not method.startswith(f'{reference}-')):
             continue
         test = paired_difference(runs, reference_runs,
                                  lambda r: r['last']['top1'])
@@ -606,10 +609,13 @@ def report(args: argparse.Namespace, results: dict) -> tuple:
                     f'result files')
     verdict = [f'Against cross-entropy, paired by seed ({regime_words}):',
                ''] + verdicts(results)
-    variants = verdicts(results, reference='lsskd')
-    if variants:
-        verdict += ['', "LSSKD's ablations and options against the paper's "
-                    'LSSKD, paired by seed:', ''] + variants
+    for reference, heading in (
+            ('lsskd', "LSSKD's ablations and options against the paper's "
+             'LSSKD, paired by seed:'),
+            ('pskd', "PS-KD's control against PS-KD, paired by seed:")):
+        variants = verdicts(results, reference=reference)
+        if variants:
+            verdict += ['', heading, ''] + variants
     return [caption, ''] + table(results), verdict
 
 
