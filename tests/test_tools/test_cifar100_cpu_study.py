@@ -268,9 +268,10 @@ def test_the_docs_show_what_the_committed_result_files_say():
     from docs/results/, never typed: after a new result file, run the
     documented ``--report-only --update-docs`` command."""
     sys.path.insert(0, str(ROOT / 'tools/benchmarks'))
-    from cifar100_cpu_study import (README, RESULTS_PAGE, TABLE_BEGIN,
-                                    TABLE_END, VERDICT_BEGIN, VERDICT_END,
-                                    load_results, report)
+    from cifar100_cpu_study import (PAST_BEGIN, PAST_END, README,
+                                    RESULTS_PAGE, TABLE_BEGIN, TABLE_END,
+                                    VERDICT_BEGIN, VERDICT_END, load_results,
+                                    past_prediction_table, report)
     args = argparse.Namespace(
         model='resnet20', fraction=0.2, epochs=12, holdout=0.0,
         results_dir=str(ROOT / 'docs/results/cifar100_study'))
@@ -281,6 +282,11 @@ def test_the_docs_show_what_the_committed_result_files_say():
     assert '\n'.join([TABLE_BEGIN, *table_block, TABLE_END]) in results_page
     verdict = '\n'.join([VERDICT_BEGIN, *verdict_block, VERDICT_END])
     assert verdict in results_page and verdict in readme
+    past = past_prediction_table(args, results)
+    # Every measured checkpoint's file is shown (two header rows).
+    assert len(past) - 2 == len(
+        list((ROOT / 'docs/results/past_predictions').glob('*.json')))
+    assert '\n'.join([PAST_BEGIN, *past, PAST_END]) in results_page
 
 
 def test_target_quality_by_hand():

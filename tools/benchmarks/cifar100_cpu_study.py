@@ -114,6 +114,11 @@ TABLE_END = '<!-- cifar100-study-table: end -->'
 README = ROOT / 'README.md'
 VERDICT_BEGIN = '<!-- cifar100-study-verdict: begin -->'
 VERDICT_END = '<!-- cifar100-study-verdict: end -->'
+# What tools/analysis_tools/past_prediction_quality.py measured in the
+# runs' final checkpoints, one JSON file per run.
+PAST_PREDICTIONS_DIR = ROOT / 'docs/results/past_predictions'
+PAST_BEGIN = '<!-- past-prediction-table: begin -->'
+PAST_END = '<!-- past-prediction-table: end -->'
 # A difference to cross-entropy is a verdict only with this many seeds.
 VERDICT_SEEDS = 3
 
@@ -619,10 +624,44 @@ def report(args: argparse.Namespace, results: dict) -> tuple:
     return [caption, ''] + table(results), verdict
 
 
-def update_docs(table_block: list, verdict_block: list) -> None:
-    """Write the table and the verdict into docs/results.md, and the
-    verdict into the README, between their study markers."""
+def past_prediction_table(args: argparse.Namespace, results: dict) -> list:
+    """Markdown rows, one per run whose final checkpoint
+    ``past_prediction_quality.py`` measured (``PAST_PREDICTIONS_DIR``, files
+    named ``{method}_{regime}_seed{seed}_alpha{alpha}.json``), beside the
+    run's deployed top-1."""
+    pattern = re.compile(
+        rf'(.+)_{re.escape(regime(args))}_seed(\d+)_alpha([\d.]+)\.json')
+    measured = []
+    for path in PAST_PREDICTIONS_DIR.glob('*.json'):
+        match = pattern.fullmatch(path.name)
+        if match and match[1] in results:
+            measured.append((list(METHODS).index(match[1]), int(match[2]),
+                             match[1], json.loads(path.read_text())))
+    rows = [
+        '| run | seed | deployed top-1 (test, last epoch) | stored '
+        'predictions: top-1 on the training images | mean true-class '
+        'probability | target at alpha_T: mass on the label | target\'s '
+        'largest entry not the label |', '|---|---|---|---|---|---|---|'
+    ]
+    for _, seed, method, quality in sorted(measured, key=lambda m: m[:2]):
+        deployed = [r['last']['top1'] for r in results[method]
+                    if r['seed'] == seed]
+        rows.append(
+            f'| {LABELS[method]} | {seed} | {mean_std(deployed)} | '
+            f'{quality["top1"]:.2f} % | '
+            f'{quality["true_class_probability"]:.3f} | '
+            f'{quality["target_true_mass"]:.3f} (alpha_T '
+            f'{quality["alpha"]:g}) | {quality["target_wrong"]:.2f} % |')
+    return rows
+
+
+def update_docs(table_block: list, verdict_block: list,
+                past_block: list) -> None:
+    """Write the table, the verdict and the past-prediction table into
+    docs/results.md, and the verdict into the README, between their
+    markers."""
     write_block(RESULTS_PAGE, TABLE_BEGIN, TABLE_END, table_block)
+    write_block(RESULTS_PAGE, PAST_BEGIN, PAST_END, past_block)
     for page in (RESULTS_PAGE, README):
         write_block(page, VERDICT_BEGIN, VERDICT_END, verdict_block)
 
@@ -748,10 +787,13 @@ def main() -> None:
     plot_path = Path(args.plot) if args.plot else work_dir / 'accuracy.png'
     plot(results, plot_path)
     table_block, verdict_block = report(args, results)
+    past_block = past_prediction_table(args, results)
     print('\n' + '\n'.join(table_block) + '\n\n' + '\n'.join(verdict_block))
+    if len(past_block) > 2:  # measured checkpoints besides the header
+        print('\n' + '\n'.join(past_block))
     print(f'\nPlot: {os.path.relpath(plot_path)}')
     if args.update_docs:
-        update_docs(table_block, verdict_block)
+        update_docs(table_block, verdict_block, past_block)
 
 
 if __name__ == '__main__':
