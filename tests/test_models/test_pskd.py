@@ -1,3 +1,4 @@
+import pytest
 import torch
 import torch.nn.functional as F
 from conftest import NUM_CLASSES, tiny_architecture
@@ -5,6 +6,7 @@ from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
 
 from mmlsskd.engine import PastPredictionStore
+from mmlsskd.utils.validation import LSSKDConfigError
 
 
 def build():
@@ -58,9 +60,6 @@ def test_pskd_keeps_only_the_classifier():
 def test_uniform_past_prediction_is_ramped_label_smoothing():
     """The ablation trains on (1 - a) * onehot + a / C where a past
     prediction exists, and still records the classifier's own."""
-    import pytest
-
-    from mmlsskd.utils.validation import LSSKDConfigError
     torch.manual_seed(0)
     model = MODELS.build(dict(type='PSKD', architecture=tiny_architecture(),
                               past_prediction='uniform'))

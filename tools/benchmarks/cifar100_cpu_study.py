@@ -74,10 +74,11 @@ METHODS = {
 # 0.4 is about the ramp's mean alpha (0.43) times the mass the predictions
 # put off the label; 0.8 is alpha_T, the last epoch's. PS-KD with a uniform
 # past prediction is the exact control: label smoothing ramped as alpha_t.
+SMOOTHING_VALUES = (0.4, 0.8)
 DIAGNOSTICS = {
     **{
         f'lbs-{value}': ('lbs', {'model.head.loss.label_smooth_val': value})
-        for value in (0.4, 0.8)
+        for value in SMOOTHING_VALUES
     },
     'pskd-uniform': ('pskd', {'model.past_prediction': 'uniform'}),
 }
@@ -101,7 +102,7 @@ LABELS = dict(
         'LSSKD, BN recalibrated on all four views (diagnostic)',
         **{
             f'lbs-{value}': f'Label smoothing {value} (diagnostic)'
-            for value in (0.4, 0.8)
+            for value in SMOOTHING_VALUES
         },
         'pskd-uniform': 'PS-KD, uniform past prediction (diagnostic)',
     })
@@ -626,33 +627,32 @@ def report(args: argparse.Namespace, results: dict) -> tuple:
 
 def past_prediction_table(args: argparse.Namespace, results: dict) -> list:
     """Markdown rows, one per run whose final checkpoint
-    ``past_prediction_quality.py`` measured (``PAST_PREDICTIONS_DIR``, files
-    named ``{method}_{regime}_seed{seed}_alpha{alpha}.json``), beside the
-    run's deployed top-1."""
-    pattern = re.compile(
-        rf'(.+)_{re.escape(regime(args))}_seed(\d+)_alpha([\d.]+)\.json')
-    measured = []
-    for path in PAST_PREDICTIONS_DIR.glob('*.json'):
-        match = pattern.fullmatch(path.name)
-        if match and match[1] in results:
-            measured.append((list(METHODS).index(match[1]), int(match[2]),
-                             match[1], json.loads(path.read_text())))
-    rows = [
+    ``past_prediction_quality.py`` measured (a file in
+    ``PAST_PREDICTIONS_DIR`` named as the run's result, with
+    ``_alpha{alpha}`` added), beside the run's deployed top-1; empty when
+    no run was measured."""
+    rows = []
+    for method, runs in results.items():
+        for run in runs:
+            stem = result_path(args, method, run['seed']).stem
+            for path in sorted(PAST_PREDICTIONS_DIR.glob(
+                    f'{stem}_alpha*.json')):
+                quality = json.loads(path.read_text())
+                rows.append(
+                    f'| {LABELS[method]} | {run["seed"]} | '
+                    f'{run["last"]["top1"]:.2f} | {quality["top1"]:.2f} % | '
+                    f'{quality["true_class_probability"]:.3f} | '
+                    f'{quality["target_true_mass"]:.3f} (alpha_T '
+                    f'{quality["alpha"]:g}) | '
+                    f'{quality["target_wrong"]:.2f} % |')
+    if not rows:
+        return []
+    return [
         '| run | seed | deployed top-1 (test, last epoch) | stored '
         'predictions: top-1 on the training images | mean true-class '
         'probability | target at alpha_T: mass on the label | target\'s '
         'largest entry not the label |', '|---|---|---|---|---|---|---|'
-    ]
-    for _, seed, method, quality in sorted(measured, key=lambda m: m[:2]):
-        deployed = [r['last']['top1'] for r in results[method]
-                    if r['seed'] == seed]
-        rows.append(
-            f'| {LABELS[method]} | {seed} | {mean_std(deployed)} | '
-            f'{quality["top1"]:.2f} % | '
-            f'{quality["true_class_probability"]:.3f} | '
-            f'{quality["target_true_mass"]:.3f} (alpha_T '
-            f'{quality["alpha"]:g}) | {quality["target_wrong"]:.2f} % |')
-    return rows
+    ] + rows
 
 
 def update_docs(table_block: list, verdict_block: list,
@@ -789,7 +789,7 @@ def main() -> None:
     table_block, verdict_block = report(args, results)
     past_block = past_prediction_table(args, results)
     print('\n' + '\n'.join(table_block) + '\n\n' + '\n'.join(verdict_block))
-    if len(past_block) > 2:  # measured checkpoints besides the header
+    if past_block:
         print('\n' + '\n'.join(past_block))
     print(f'\nPlot: {os.path.relpath(plot_path)}')
     if args.update_docs:
