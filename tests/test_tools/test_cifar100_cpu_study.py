@@ -300,13 +300,37 @@ def test_target_quality_by_hand():
     # only the second target points at another class.
     assert figures == dict(
         samples=3, top1=pytest.approx(200 / 3),
-        true_class_probability=pytest.approx(0.4), alpha=0.8,
+        true_class_probability=pytest.approx(0.4), alpha=0.8, beta=0.,
         target_true_mass=pytest.approx(0.52),
         target_wrong=pytest.approx(100 / 3))
+    # With the deepest branch's distribution at beta 0.5 the first target,
+    # 0.5 * (0.6, 0.24, 0.16) + 0.5 * (0.1, 0.7, 0.2) = (0.35, 0.47, 0.18),
+    # points at class 1.
+    mixed = target_quality(past[:1], torch.tensor([0]), alpha=0.8,
+                           branch=torch.tensor([[0.1, 0.7, 0.2]]), beta=0.5)
+    assert mixed['target_true_mass'] == pytest.approx(0.35)
+    assert mixed['target_wrong'] == 100 and mixed['beta'] == 0.5
+    assert mixed['true_class_probability'] == pytest.approx(0.5)
     # A tie between the label and another class counts as right.
     tie = target_quality(torch.tensor([[0.0, 1.0, 0.0]]), torch.tensor([0]),
                          alpha=0.5)
     assert tie['target_wrong'] == 0 and tie['top1'] == 0
+
+
+def test_branch_distribution_is_the_one_training_mixes_in():
+    sys.path.insert(0, str(ROOT / 'tools/analysis_tools'))
+    import torch
+    from past_prediction_quality import unrotated_class_distribution
+
+    from mmlsskd.models.utils import RotationViews
+    torch.manual_seed(0)
+    joint_logits = torch.randn(3, 5 * 4)  # unrotated view, C=5, K=4
+    # What LSSKD's branch_target_weight mixes in: the softmax of the
+    # view's own joint logits.
+    trained = RotationViews().class_logits(joint_logits, 3, 1).softmax(1)
+    stored = joint_logits.softmax(1)  # what the store keeps
+    assert torch.allclose(
+        unrotated_class_distribution(stored, 5), trained.double())
 
 
 def test_past_prediction_quality_reads_a_study_checkpoint(base_study,

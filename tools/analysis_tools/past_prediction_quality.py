@@ -9,6 +9,11 @@ predictions with the training labels: their top-1 on the (augmented)
 training images, the mean probability of the true class, and what the
 progressive target built from them at ``alpha`` would be: its mass on the
 true class and the share of targets whose largest entry is not the label.
+For an LSSKD config with ``branch_target_weight`` (``beta``) the target
+also mixes in the deepest branch's class distribution of the unrotated
+view, ``(1 - beta) * progressive + beta * branch``, as training builds it;
+the branch's prediction stored in the same epoch stands in for the one the
+next step would compute.
 
 Example::
 
@@ -18,8 +23,10 @@ Example::
 """
 import argparse
 import json
+from typing import Optional
 
 import torch
+import torch.nn.functional as F
 from mmengine.config import Config, DictAction
 from mmengine.registry import init_default_scope
 from mmpretrain.registry import DATASETS, MODELS
@@ -73,30 +80,54 @@ def load_store(cfg: Config, checkpoint: dict, num_samples: int):
     return store
 
 
-def target_quality(past: torch.Tensor, labels: torch.Tensor,
-                   alpha: float) -> dict:
+def target_quality(past: torch.Tensor,
+                   labels: torch.Tensor,
+                   alpha: float,
+                   branch: Optional[torch.Tensor] = None,
+                   beta: float = 0.) -> dict:
     """Figures of past predictions ``past`` (N, C) against ``labels`` (N, ),
-    and of the targets ``(1 - alpha) * one_hot + alpha * past``.
+    and of the targets ``(1 - alpha) * one_hot + alpha * past``, mixed with
+    ``branch`` (N, C) as ``(1 - beta) * target + beta * branch`` when
+    ``beta > 0``.
 
     Returns:
         dict: ``samples``, ``top1`` (%, argmax of ``past`` is the label),
-        ``true_class_probability`` (mean), ``alpha``,
+        ``true_class_probability`` (mean), ``alpha``, ``beta``,
         ``target_true_mass`` (mean mass of the target on the label) and
         ``target_wrong`` (%, the target's largest entry is not the label;
         ties count as right).
     """
     past = past.double()
+    onehot = F.one_hot(labels, past.size(1)).double()
+    targets = torch.lerp(onehot, past, alpha)
+    if beta > 0:
+        targets = torch.lerp(targets, branch.double(), beta)
     true = past.gather(1, labels[:, None]).squeeze(1)
-    others = past.scatter(1, labels[:, None], float('-inf')).amax(1)
-    target_true = (1 - alpha) + alpha * true
+    target_true = targets.gather(1, labels[:, None]).squeeze(1)
+    target_others = targets.scatter(1, labels[:, None],
+                                    float('-inf')).amax(1)
     return dict(
         samples=len(labels),
         top1=100.0 * float((past.argmax(1) == labels).double().mean()),
         true_class_probability=float(true.mean()),
         alpha=alpha,
+        beta=beta,
         target_true_mass=float(target_true.mean()),
         target_wrong=100.0 * float(
-            (alpha * others > target_true).double().mean()))
+            (target_others > target_true).double().mean()))
+
+
+def unrotated_class_distribution(joint: torch.Tensor,
+                                 num_classes: int) -> torch.Tensor:
+    """A branch's class distribution of the unrotated view from its stored
+    joint distribution (N, C * K) of that view.
+
+    Training takes the view's own joint logits ``c * K + 0`` and applies a
+    softmax; renormalising the same entries of the joint softmax gives that
+    distribution exactly.
+    """
+    own = joint.double().unflatten(1, (num_classes, -1))[..., 0]
+    return own / own.sum(dim=1, keepdim=True)
 
 
 def main() -> None:
@@ -119,15 +150,25 @@ def main() -> None:
         raise SystemExit('The store holds no prediction yet (the checkpoint '
                          'is from before the first epoch ended).')
     rows = store.written_epoch == last
+    beta = float(cfg.model.get('branch_target_weight', 0.))
+    branch = None
+    if beta > 0:
+        # The deepest branch's stored joint distribution of view 0.
+        branch = unrotated_class_distribution(store.branches[-1, rows, 0],
+                                              store.num_classes)
     figures = dict(
         epoch_written=last + 1,
-        **target_quality(store.final[rows], labels[rows], alpha))
+        **target_quality(store.final[rows], labels[rows], alpha, branch,
+                         beta))
+    target = f'(1 - {alpha:g}) * label + {alpha:g} * past prediction'
+    if beta > 0:
+        target = f'{1 - beta:g} * ({target}) + {beta:g} * deepest branch'
     print(f"Past predictions of epoch {figures['epoch_written']} "
           f"({figures['samples']} training samples):\n"
           f"  top-1 against the labels        {figures['top1']:6.2f} %\n"
           f"  mean true-class probability     "
           f"{figures['true_class_probability']:6.3f}\n"
-          f"Targets (1 - {alpha:g}) * label + {alpha:g} * past prediction:\n"
+          f"Targets {target}:\n"
           f"  mean mass on the true class     "
           f"{figures['target_true_mass']:6.3f}\n"
           f"  largest entry not the label     "

@@ -638,12 +638,14 @@ def past_prediction_table(args: argparse.Namespace, results: dict) -> list:
             for path in sorted(PAST_PREDICTIONS_DIR.glob(
                     f'{stem}_alpha*.json')):
                 quality = json.loads(path.read_text())
+                weights = f'alpha_T {quality["alpha"]:g}'
+                if quality['beta']:
+                    weights += f', branch share {quality["beta"]:g}'
                 rows.append(
                     f'| {LABELS[method]} | {run["seed"]} | '
                     f'{run["last"]["top1"]:.2f} | {quality["top1"]:.2f} % | '
                     f'{quality["true_class_probability"]:.3f} | '
-                    f'{quality["target_true_mass"]:.3f} (alpha_T '
-                    f'{quality["alpha"]:g}) | '
+                    f'{quality["target_true_mass"]:.3f} ({weights}) | '
                     f'{quality["target_wrong"]:.2f} % |')
     if not rows:
         return []
