@@ -263,25 +263,40 @@ def test_the_verdict_pairs_seeds_and_needs_three_and_the_spread():
         'test set (spread 1.50).']
 
 
+def test_the_readme_summarises_settled_methods_only():
+    sys.path.insert(0, str(ROOT / 'tools/benchmarks'))
+    from cifar100_cpu_study import settled
+    three = [fake_run('any', s, 20.0 + s) for s in range(3)]
+    results = {'ce': three[:1], 'lsskd': three, 'lsskd-cls-kd': three[:2],
+               'pskd-uniform': three, 'lsskd-precise-bn-views': three}
+    # Two seeds is no verdict, and diagnostics stay in docs/results.md.
+    assert list(settled(results)) == ['ce', 'lsskd']
+
+
 def test_the_docs_show_what_the_committed_result_files_say():
     """The study's table and verdict in the docs are the script's output
     from docs/results/, never typed: after a new result file, run the
     documented ``--report-only --update-docs`` command."""
     sys.path.insert(0, str(ROOT / 'tools/benchmarks'))
-    from cifar100_cpu_study import (PAST_BEGIN, PAST_END, README,
-                                    RESULTS_PAGE, TABLE_BEGIN, TABLE_END,
-                                    VERDICT_BEGIN, VERDICT_END, load_results,
+    from cifar100_cpu_study import (LABELS, PAST_BEGIN, PAST_END, README,
+                                    RESULTS_PAGE, SUMMARY_BEGIN, SUMMARY_END,
+                                    TABLE_BEGIN, TABLE_END, VERDICT_BEGIN,
+                                    VERDICT_END, load_results,
                                     past_prediction_table, report)
     args = argparse.Namespace(
         model='resnet20', fraction=0.2, epochs=12, holdout=0.0,
         results_dir=str(ROOT / 'docs/results/cifar100_study'))
     results = load_results(args)
     assert {'ce', 'lsskd'} <= set(results)
-    table_block, verdict_block = report(args, results)
+    table_block, verdict_block, summary_block = report(args, results)
     results_page, readme = RESULTS_PAGE.read_text(), README.read_text()
     assert '\n'.join([TABLE_BEGIN, *table_block, TABLE_END]) in results_page
     verdict = '\n'.join([VERDICT_BEGIN, *verdict_block, VERDICT_END])
-    assert verdict in results_page and verdict in readme
+    assert verdict in results_page
+    summary = '\n'.join([SUMMARY_BEGIN, *summary_block, SUMMARY_END])
+    assert summary in readme
+    # The README states the paper's LSSKD against cross-entropy.
+    assert f'- {LABELS["lsskd"]}: ' in summary
     past = past_prediction_table(args, results)
     # Every measured checkpoint's file is shown (two header rows).
     assert len(past) - 2 == len(

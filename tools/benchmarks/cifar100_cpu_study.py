@@ -11,8 +11,9 @@ per-branch top-1, the curve, wall time); a run whose file exists is skipped,
 so a study can be spread over sessions. The table (mean and standard
 deviation over seeds of the last epoch, the best epoch beside it, labelled,
 and the paired difference to cross-entropy) and the plot are built from those
-files alone; ``--update-docs`` writes the table into docs/results.md and
-the verdict against cross-entropy (``verdicts``) into it and the README.
+files alone; ``--update-docs`` writes the table and the verdicts
+(``verdicts``) into docs/results.md, and into the README the verdicts
+against cross-entropy of the methods that have every seed a verdict needs.
 
 Options are chosen without the test set: with ``--fraction`` below 1 the
 final checkpoint of every run is also evaluated on the training images its
@@ -106,6 +107,9 @@ LABELS = dict(
         },
         'pskd-uniform': 'PS-KD, uniform past prediction (diagnostic)',
     })
+# Runs that explain a result rather than offer a method to choose: the
+# README's summary leaves them to docs/results.md.
+DIAGNOSTIC_METHODS = (*DIAGNOSTICS, 'lsskd-precise-bn-views')
 # Methods whose training is the source method's, to the bit: their result
 # is the source's final checkpoint, finished as their config says.
 DERIVED = {'lsskd-precise-bn': 'lsskd', 'lsskd-precise-bn-views': 'lsskd'}
@@ -115,6 +119,8 @@ TABLE_END = '<!-- cifar100-study-table: end -->'
 README = ROOT / 'README.md'
 VERDICT_BEGIN = '<!-- cifar100-study-verdict: begin -->'
 VERDICT_END = '<!-- cifar100-study-verdict: end -->'
+SUMMARY_BEGIN = '<!-- cifar100-study-summary: begin -->'
+SUMMARY_END = '<!-- cifar100-study-summary: end -->'
 # What tools/analysis_tools/past_prediction_quality.py measured in the
 # runs' final checkpoints, one JSON file per run.
 PAST_PREDICTIONS_DIR = ROOT / 'docs/results/past_predictions'
@@ -156,7 +162,8 @@ def parse_args() -> argparse.Namespace:
         help='train nothing: build the table and plot from the results')
     parser.add_argument(
         '--update-docs', action='store_true',
-        help='write the table into docs/results.md between its study markers')
+        help='write the table and the verdicts into docs/results.md and '
+        'their summary into the README, between their markers')
     parser.add_argument(
         '--cfg-options', nargs='+', action=DictAction, default={},
         help='extra key=value overrides for every method (tools/train.py)')
@@ -598,8 +605,21 @@ def write_block(page: Path, begin: str, end: str, lines: list) -> None:
     page.write_text(text)
 
 
+def settled(results: dict) -> dict:
+    """The results the README summarises: cross-entropy's, and those of
+    every method (no diagnostic) that has the seeds a verdict needs."""
+    return {
+        method: runs
+        for method, runs in results.items()
+        if method == 'ce' or (method not in DIAGNOSTIC_METHODS
+                              and len(runs) >= VERDICT_SEEDS)
+    }
+
+
 def report(args: argparse.Namespace, results: dict) -> tuple:
-    """The table (with its caption) and the verdict, as markdown lines."""
+    """Markdown lines of the table (with its caption), of the verdict and
+    of the README's summary of it: the methods, not the diagnostics, that
+    have every seed a verdict needs, against cross-entropy."""
     evaluated = (f'evaluated on a held-out {args.holdout:g} of it during '
                  f'training and on the full test set after'
                  if args.holdout else 'full test set')
@@ -613,8 +633,13 @@ def report(args: argparse.Namespace, results: dict) -> tuple:
                     f'seeds and a mean difference larger than every seed '
                     f'spread involved; written by the study script from its '
                     f'result files')
-    verdict = [f'Against cross-entropy, paired by seed ({regime_words}):',
-               ''] + verdicts(results)
+    heading = f'Against cross-entropy, paired by seed ({regime_words}):'
+    verdict = [heading, ''] + verdicts(results)
+    summary = [heading, ''] + verdicts(settled(results)) + [
+        '', 'Every other run (options and ablations with fewer seeds, '
+        'diagnostics) and the comparisons with the paper\'s LSSKD: '
+        '[docs/results.md](docs/results.md).'
+    ]
     for reference, heading in (
             ('lsskd', "LSSKD's ablations and options against the paper's "
              'LSSKD, paired by seed:'),
@@ -622,7 +647,7 @@ def report(args: argparse.Namespace, results: dict) -> tuple:
         variants = verdicts(results, reference=reference)
         if variants:
             verdict += ['', heading, ''] + variants
-    return [caption, ''] + table(results), verdict
+    return [caption, ''] + table(results), verdict, summary
 
 
 def past_prediction_table(args: argparse.Namespace, results: dict) -> list:
@@ -657,15 +682,15 @@ def past_prediction_table(args: argparse.Namespace, results: dict) -> list:
     ] + rows
 
 
-def update_docs(table_block: list, verdict_block: list,
+def update_docs(table_block: list, verdict_block: list, summary_block: list,
                 past_block: list) -> None:
     """Write the table, the verdict and the past-prediction table into
-    docs/results.md, and the verdict into the README, between their
-    markers."""
+    docs/results.md, and the verdict's summary into the README, between
+    their markers."""
     write_block(RESULTS_PAGE, TABLE_BEGIN, TABLE_END, table_block)
+    write_block(RESULTS_PAGE, VERDICT_BEGIN, VERDICT_END, verdict_block)
     write_block(RESULTS_PAGE, PAST_BEGIN, PAST_END, past_block)
-    for page in (RESULTS_PAGE, README):
-        write_block(page, VERDICT_BEGIN, VERDICT_END, verdict_block)
+    write_block(README, SUMMARY_BEGIN, SUMMARY_END, summary_block)
 
 
 def selects_on_unused(args: argparse.Namespace) -> bool:
@@ -788,14 +813,14 @@ def main() -> None:
                          f'{args.methods}.')
     plot_path = Path(args.plot) if args.plot else work_dir / 'accuracy.png'
     plot(results, plot_path)
-    table_block, verdict_block = report(args, results)
+    table_block, verdict_block, summary_block = report(args, results)
     past_block = past_prediction_table(args, results)
     print('\n' + '\n'.join(table_block) + '\n\n' + '\n'.join(verdict_block))
     if past_block:
         print('\n' + '\n'.join(past_block))
     print(f'\nPlot: {os.path.relpath(plot_path)}')
     if args.update_docs:
-        update_docs(table_block, verdict_block, past_block)
+        update_docs(table_block, verdict_block, summary_block, past_block)
 
 
 if __name__ == '__main__':
