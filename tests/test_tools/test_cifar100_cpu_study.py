@@ -342,10 +342,11 @@ def test_branch_distribution_is_the_one_training_mixes_in():
     joint_logits = torch.randn(3, 5 * 4)  # unrotated view, C=5, K=4
     # What LSSKD's branch_target_weight mixes in: the softmax of the
     # view's own joint logits.
-    trained = RotationViews().class_logits(joint_logits, 3, 1).softmax(1)
+    views = RotationViews()
+    trained = views.class_logits(joint_logits, 3, 1).softmax(1)
     stored = joint_logits.softmax(1)  # what the store keeps
     assert torch.allclose(
-        unrotated_class_distribution(stored, 5), trained.double())
+        unrotated_class_distribution(stored, views), trained.double())
 
 
 def test_past_prediction_quality_reads_a_study_checkpoint(base_study,

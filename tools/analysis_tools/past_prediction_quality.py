@@ -26,7 +26,6 @@ import json
 from typing import Optional
 
 import torch
-import torch.nn.functional as F
 from mmengine.config import Config, DictAction
 from mmengine.registry import init_default_scope
 from mmpretrain.registry import DATASETS, MODELS
@@ -34,6 +33,7 @@ from mmpretrain.registry import DATASETS, MODELS
 import mmlsskd  # noqa: F401  (registers LSSKD's components)
 from mmlsskd.engine import PastPredictionStore
 from mmlsskd.engine.hooks.past_prediction_hook import CHECKPOINT_KEY
+from mmlsskd.models.utils import progressive_targets
 from mmlsskd.utils.validation import indexed_dataset
 
 
@@ -62,12 +62,13 @@ def past_prediction_hook(cfg: Config) -> dict:
                      'keep no past predictions.')
 
 
-def load_store(cfg: Config, checkpoint: dict, num_samples: int):
-    """The checkpoint's store, sized as the config's training built it."""
+def load_store(cfg: Config, algorithm, checkpoint: dict,
+               num_samples: int) -> PastPredictionStore:
+    """The checkpoint's store, sized as the config's ``algorithm`` built
+    it in training."""
     if CHECKPOINT_KEY not in checkpoint:
         raise SystemExit(f'The checkpoint has no {CHECKPOINT_KEY!r}: it was '
                          f'not written by a PastPredictionHook run.')
-    algorithm = MODELS.build(cfg.model)
     options = dict(past_prediction_hook(cfg).get('store') or {})
     options['device'] = 'cpu'
     store = PastPredictionStore(
@@ -98,8 +99,8 @@ def target_quality(past: torch.Tensor,
         ties count as right).
     """
     past = past.double()
-    onehot = F.one_hot(labels, past.size(1)).double()
-    targets = torch.lerp(onehot, past, alpha)
+    targets = progressive_targets(labels, past.size(1), past,
+                                  past.new_full((len(labels), ), alpha))
     if beta > 0:
         targets = torch.lerp(targets, branch.double(), beta)
     true = past.gather(1, labels[:, None]).squeeze(1)
@@ -118,16 +119,17 @@ def target_quality(past: torch.Tensor,
 
 
 def unrotated_class_distribution(joint: torch.Tensor,
-                                 num_classes: int) -> torch.Tensor:
+                                 view_transform) -> torch.Tensor:
     """A branch's class distribution of the unrotated view from its stored
     joint distribution (N, C * K) of that view.
 
-    Training takes the view's own joint logits ``c * K + 0`` and applies a
-    softmax; renormalising the same entries of the joint softmax gives that
-    distribution exactly.
+    Training applies a softmax to the view's own joint logits
+    (``view_transform.class_logits``); the log of the stored joint softmax
+    differs from those logits by a constant per row, so the same selection
+    and softmax give that distribution exactly.
     """
-    own = joint.double().unflatten(1, (num_classes, -1))[..., 0]
-    return own / own.sum(dim=1, keepdim=True)
+    log_joint = joint.double().log()
+    return view_transform.class_logits(log_joint, len(joint), 1).softmax(1)
 
 
 def main() -> None:
@@ -143,7 +145,8 @@ def main() -> None:
          for i in range(len(dataset))])
     checkpoint = torch.load(args.checkpoint, map_location='cpu',
                             weights_only=False)
-    store = load_store(cfg, checkpoint, len(dataset))
+    algorithm = MODELS.build(cfg.model)
+    store = load_store(cfg, algorithm, checkpoint, len(dataset))
     # Rows of the last epoch that wrote any: what the next epoch reads.
     last = int(store.written_epoch.max())
     if last < 0:
@@ -155,7 +158,7 @@ def main() -> None:
     if beta > 0:
         # The deepest branch's stored joint distribution of view 0.
         branch = unrotated_class_distribution(store.branches[-1, rows, 0],
-                                              store.num_classes)
+                                              algorithm.view_transform)
     figures = dict(
         epoch_written=last + 1,
         **target_quality(store.final[rows], labels[rows], alpha, branch,

@@ -633,9 +633,9 @@ def report(args: argparse.Namespace, results: dict) -> tuple:
                     f'seeds and a mean difference larger than every seed '
                     f'spread involved; written by the study script from its '
                     f'result files')
-    heading = f'Against cross-entropy, paired by seed ({regime_words}):'
-    verdict = [heading, ''] + verdicts(results)
-    summary = [heading, ''] + verdicts(settled(results)) + [
+    against_ce = f'Against cross-entropy, paired by seed ({regime_words}):'
+    verdict = [against_ce, ''] + verdicts(results)
+    summary = [against_ce, ''] + verdicts(settled(results)) + [
         '', 'Every other run (options and ablations with fewer seeds, '
         'diagnostics) and the comparisons with the paper\'s LSSKD: '
         '[docs/results.md](docs/results.md).'
