@@ -382,3 +382,23 @@ def test_a_diagnostic_is_a_shipped_config_with_its_overrides(tiny_cifar100):
         assert loss.label_smooth_val == value
     assert study_config('pskd-uniform', 0, args).model.past_prediction == \
         'uniform'
+
+
+def test_a_derived_method_is_its_source_plus_precise_bn_only():
+    """Deriving a method from its source's checkpoint is right only when
+    the two configs train identically: the derived config adds
+    PreciseBNHook and changes nothing else."""
+    from mmengine.config import Config
+    sys.path.insert(0, str(ROOT / 'tools/benchmarks'))
+    from cifar100_cpu_study import DERIVED, METHODS
+    assert DERIVED['lsskd-all-options'] == 'lsskd-cls-kd-all-branch-target'
+    for method, source in DERIVED.items():
+        derived_cfg, source_cfg = (Config.fromfile(
+            str(ROOT / METHODS[m].format(model='resnet20'))).to_dict()
+                                   for m in (method, source))
+        hooks = derived_cfg.pop('custom_hooks')
+        source_hooks = source_cfg.pop('custom_hooks')
+        assert [h['type'] for h in hooks] == \
+            [h['type'] for h in source_hooks] + ['PreciseBNHook'], method
+        assert hooks[:-1] == source_hooks
+        assert derived_cfg == source_cfg, method

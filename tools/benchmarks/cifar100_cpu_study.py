@@ -22,9 +22,9 @@ at 0.2), the ``selection`` figure of its result file. A result file that
 lacks it gets it when its checkpoint is still in ``--work-dir``.
 
 A method that trains exactly as another and differs only after training
-(``lsskd-precise-bn``: PreciseBNHook recomputes BN statistics and nothing
-else, and EpochSeedHook reseeds every epoch, so the weights follow the same
-path) is derived from that method's final checkpoint in ``--work-dir``
+(``lsskd-precise-bn`` and ``lsskd-all-options``: PreciseBNHook recomputes
+BN statistics and nothing else, and EpochSeedHook reseeds every epoch, so
+the weights follow the same path) is derived from that method's final checkpoint in ``--work-dir``
 instead of trained again; its result file names its source.
 
 Example::
@@ -53,7 +53,8 @@ from cifar100_students import (add_student_arguments,  # beside this script
 
 ROOT = Path(__file__).resolve().parents[2]
 ABLATIONS = ('no-hier', 'no-kl', 'no-feat', 'no-past', 'cls-kd', 'cls-kd-all',
-             'branch-target', 'cls-kd-all-branch-target', 'precise-bn')
+             'branch-target', 'cls-kd-all-branch-target', 'precise-bn',
+             'all-options')
 METHODS = {
     'ce': 'configs/baselines/{model}_1xb64-240e_cifar100.py',
     'lbs': 'configs/baselines/{model}_1xb64-240e-lbs_cifar100.py',
@@ -99,6 +100,9 @@ LABELS = dict(
         'lsskd-cls-kd-all-branch-target':
         'LSSKD + branch KD, all views, + branch in the target',
         'lsskd-precise-bn': 'LSSKD + BN recalibration',
+        'lsskd-all-options':
+        'LSSKD + branch KD, all views, + branch in the target, '
+        '+ BN recalibration',
         'lsskd-precise-bn-views':
         'LSSKD, BN recalibrated on all four views (diagnostic)',
         **{
@@ -112,7 +116,11 @@ LABELS = dict(
 DIAGNOSTIC_METHODS = (*DIAGNOSTICS, 'lsskd-precise-bn-views')
 # Methods whose training is the source method's, to the bit: their result
 # is the source's final checkpoint, finished as their config says.
-DERIVED = {'lsskd-precise-bn': 'lsskd', 'lsskd-precise-bn-views': 'lsskd'}
+DERIVED = {
+    'lsskd-precise-bn': 'lsskd',
+    'lsskd-precise-bn-views': 'lsskd',
+    'lsskd-all-options': 'lsskd-cls-kd-all-branch-target',
+}
 RESULTS_PAGE = ROOT / 'docs/results.md'
 TABLE_BEGIN = '<!-- cifar100-study-table: begin -->'
 TABLE_END = '<!-- cifar100-study-table: end -->'
