@@ -3,7 +3,7 @@ import copy
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import NUM_CLASSES, tiny_architecture, tiny_lsskd
+from conftest import NUM_CLASSES, ROOT, tiny_architecture, tiny_lsskd
 from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
 from torch.utils.flop_counter import FlopCounterMode
@@ -289,3 +289,37 @@ def test_label_mixing_augments_are_refused_wherever_the_config_puts_them(
                        match=f'{key}: LSSKD builds its targets from hard '
                        f'labels.* Set {key}=None'):
         MODELS.build(tiny_lsskd(architecture=architecture, **kwargs))
+
+
+def test_build_time_checks_leave_the_random_stream_alone():
+    """The stage probe and the wrapped-classifier check build and run
+    throwaway modules at build time; a seed must still give the same
+    weights, and leave the same random state for training, as building
+    the model without them (they once shifted every LSSKD initialisation
+    away from the one its seed gave before they existed)."""
+    from mmengine.config import Config
+    from mmpretrain.registry import MODELS
+    from mmlsskd.models.utils.backbone_stages import probe_backbone_stages
+    cfg = Config.fromfile(
+        str(ROOT / 'configs/lsskd/lsskd_resnet20_1xb64-240e_cifar100.py')).model
+
+    def build(model_cfg):
+        torch.manual_seed(0)
+        model = MODELS.build(model_cfg)
+        model.init_weights()
+        return model.state_dict(), torch.get_rng_state()
+
+    state = torch.get_rng_state()
+    probe_backbone_stages(cfg.architecture.backbone, (32, 32))
+    assert torch.equal(torch.get_rng_state(), state)
+
+    checked, checked_rng = build(cfg)
+    # out_indices=None skips both checks and keeps the backbone's indices.
+    unchecked_cfg = cfg.copy()
+    unchecked_cfg.out_indices = None
+    unchecked_cfg.architecture.backbone.out_indices = (0, 1, 2)
+    unchecked, unchecked_rng = build(unchecked_cfg)
+    assert checked.keys() == unchecked.keys()
+    for name, value in checked.items():
+        assert torch.equal(value, unchecked[name]), name
+    assert torch.equal(checked_rng, unchecked_rng)

@@ -206,7 +206,10 @@ class LSSKD(PSKD):
         self.branch_target_weight = branch_target_weight
         self._apply_memory_format()
         if stages is not None:
-            self._check_wrapped_classifier(stages, input_size)
+            # Its dummy image must not move the random stream training
+            # starts from (see probe_backbone_stages).
+            with torch.random.fork_rng(devices=[]):
+                self._check_wrapped_classifier(stages, input_size)
             how = 'chosen' if out_indices == 'auto' else 'configured'
             MMLogger.get_current_instance().info(
                 f'LSSKD: branches after {stages.backbone} outputs '

@@ -157,6 +157,17 @@ def probe_backbone_stages(
         LSSKDConfigError: If the backbone has no ``out_indices`` to choose
             its outputs with.
     """
+    # The probe's backbones initialise their weights from the global random
+    # stream; without the fork, the model built after the probe would start
+    # from other weights than the same seed gave before the probe existed.
+    with torch.random.fork_rng(devices=[]):
+        return _probe_backbone_stages(backbone_cfg, input_size,
+                                      branch_out_indices)
+
+
+def _probe_backbone_stages(backbone_cfg: dict, input_size: Tuple[int, int],
+                           branch_out_indices: Optional[Sequence[int]]
+                           ) -> BackboneStages:
     try:
         configured = MODELS.build(copy.deepcopy(backbone_cfg))
     except AssertionError as error:
