@@ -263,6 +263,24 @@ def test_the_verdict_pairs_seeds_and_needs_three_and_the_spread():
         'test set (spread 1.50).']
 
 
+def test_a_best_epoch_missing_for_some_seeds_is_not_averaged_away():
+    """A derived run has no best epoch; a mean over the trained seeds
+    alone would pass for every seed."""
+    sys.path.insert(0, str(ROOT / 'tools/benchmarks'))
+    from cifar100_cpu_study import table
+
+    def run(seed, best):
+        return dict(method='lsskd-precise-bn', seed=seed, s_per_iter=1.0,
+                    last=dict(top1=20.0 + seed, top5=50.0, branches_top1={}),
+                    best_on_test=best and dict(top1=best))
+
+    def best_cell(runs):
+        return table({'lsskd-precise-bn': runs})[2].split(' | ')[4]
+
+    assert best_cell([run(0, None), run(1, 23.0)]) == '-'
+    assert best_cell([run(0, 21.0), run(1, 23.0)]) == '22.00 ± 1.41'
+
+
 def test_the_readme_summarises_settled_methods_only():
     sys.path.insert(0, str(ROOT / 'tools/benchmarks'))
     from cifar100_cpu_study import settled

@@ -454,12 +454,15 @@ def table(results: dict) -> list:
     for method, runs in results.items():
         paired = [r['last']['top1'] - ce[r['seed']] for r in runs
                   if r['seed'] in ce]
+        after = [r['test_after_training']['top1'] if holdout else
+                 (r['best_on_test'] or {}).get('top1') for r in runs]
         row = [
             LABELS[method], ', '.join(str(r['seed']) for r in runs),
             mean_std(r['last']['top1'] for r in runs),
             mean_std(r['last']['top5'] for r in runs),
-            mean_std(r['test_after_training']['top1'] if holdout else
-                     (r['best_on_test'] or {}).get('top1') for r in runs),
+            # A derived run has no best epoch: a mean over the other seeds
+            # alone would pass for all of them.
+            '-' if None in after else mean_std(after),
             mean_std(paired) if paired and method != 'ce' else '-'
         ] + [
             mean_std(r.get('selection', {}).get('top1') for r in runs)
