@@ -420,3 +420,23 @@ def test_a_derived_method_is_its_source_plus_precise_bn_only():
             [h['type'] for h in source_hooks] + ['PreciseBNHook'], method
         assert hooks[:-1] == source_hooks
         assert derived_cfg == source_cfg, method
+
+
+def test_bn_recalibration_tool_on_a_study_checkpoint(base_study, tmp_path):
+    """The recalibration tool evaluates one checkpoint with BN statistics
+    recomputed on unrotated images or on the four views: both change the
+    statistics (else it raises), and they give different figures."""
+    run_dir = base_study['work'] / 'lsskd_seed0'
+    figures = {}
+    for views in ((), ('--views', )):
+        out = tmp_path / f'bn{len(views)}.json'
+        run([sys.executable, 'tools/analysis_tools/bn_recalibration.py',
+             str(run_dir / 'lsskd_resnet20.py'),
+             str(run_dir / 'epoch_2.pth'), '--epoch', '1', *views,
+             '--out', str(out)], tmp_path)
+        record = json.loads(out.read_text())
+        assert record['statistics_on'] == ('four views' if views else
+                                           'unrotated images')
+        figures[views] = record['test']
+    assert set(figures[()]) >= {'accuracy/top1', 'aux/branch3_top1'}
+    assert figures[()] != figures[('--views', )]
