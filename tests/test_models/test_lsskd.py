@@ -300,8 +300,8 @@ def test_build_time_checks_leave_the_random_stream_alone():
     from mmengine.config import Config
     from mmpretrain.registry import MODELS
     from mmlsskd.models.utils.backbone_stages import probe_backbone_stages
-    cfg = Config.fromfile(
-        str(ROOT / 'configs/lsskd/lsskd_resnet20_1xb64-240e_cifar100.py')).model
+    config = ROOT / 'configs/lsskd/lsskd_resnet20_1xb64-240e_cifar100.py'
+    cfg = Config.fromfile(str(config)).model
 
     def build(model_cfg):
         torch.manual_seed(0)

@@ -24,8 +24,9 @@ lacks it gets it when its checkpoint is still in ``--work-dir``.
 A method that trains exactly as another and differs only after training
 (``lsskd-precise-bn`` and ``lsskd-all-options``: PreciseBNHook recomputes
 BN statistics and nothing else, and EpochSeedHook reseeds every epoch, so
-the weights follow the same path) is derived from that method's final checkpoint in ``--work-dir``
-instead of trained again; its result file names its source.
+the weights follow the same path) is derived from that method's final
+checkpoint in ``--work-dir`` instead of trained again; its result file
+names its source.
 
 Example::
 
