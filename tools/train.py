@@ -3,13 +3,17 @@ import argparse
 import os
 import os.path as osp
 
+import torch
 from mmengine.config import Config, DictAction
+from mmengine.device import (is_cuda_available, is_mlu_available,
+                             is_musa_available, is_npu_available)
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
 import mmlsskd  # noqa: F401  (patches mmrazor and checkpoint loading first)
 from mmlsskd.utils import (destroy_process_group, lock_work_dir,
                            reuse_freed_heap_memory, setup_cpu_distributed)
+from mmlsskd.utils.validation import config_error
 
 
 def parse_args() -> argparse.Namespace:
@@ -58,6 +62,26 @@ def parse_args() -> argparse.Namespace:
     return args
 
 
+def set_mixed_precision(optim_wrapper: dict) -> None:
+    """``--amp``: float16 with a dynamic loss scale on a GPU (mmengine's
+    ``AmpOptimWrapper``), bfloat16 elsewhere (``BF16AmpOptimWrapper``)."""
+    if any(available() for available in (is_cuda_available, is_npu_available,
+                                         is_mlu_available,
+                                         is_musa_available)):
+        optim_wrapper.type = 'AmpOptimWrapper'
+        optim_wrapper.setdefault('loss_scale', 'dynamic')
+        return
+    # The CPU autocasts to bfloat16 only, which needs no loss scale.
+    dtype = optim_wrapper.pop('dtype', None)
+    if dtype not in (None, 'bfloat16', torch.bfloat16):
+        raise config_error(
+            'optim_wrapper.dtype', f'--amp without a GPU trains in bfloat16 '
+            f'(the CPU autocasts to nothing else), not {dtype}',
+            'Leave optim_wrapper.dtype out, or set it to bfloat16.')
+    optim_wrapper.pop('loss_scale', None)
+    optim_wrapper.type = 'BF16AmpOptimWrapper'
+
+
 def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
     """Apply the command-line flags to the config."""
     if args.no_validate:
@@ -73,10 +97,6 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
         cfg.work_dir = osp.join('./work_dirs',
                                 osp.splitext(osp.basename(args.config))[0])
 
-    if args.amp:
-        cfg.optim_wrapper.type = 'AmpOptimWrapper'
-        cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
-
     if args.resume == 'auto':
         cfg.resume = True
         cfg.load_from = None
@@ -89,6 +109,9 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
 
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)
+    # After --cfg-options, which may set the precision (optim_wrapper.dtype).
+    if args.amp:
+        set_mixed_precision(cfg.optim_wrapper)
 
     # Dataloader defaults go in after --cfg-options, so that a num_workers
     # set there decides whether workers can persist.

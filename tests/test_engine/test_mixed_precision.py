@@ -1,10 +1,11 @@
-"""LSSKD trained with ``tools/train.py --amp`` (mmengine's AmpOptimWrapper).
+"""LSSKD trained with ``tools/train.py --amp``.
 
-mmengine builds AmpOptimWrapper only where a GPU is present, so the test
-lets it believe there is one. Everything else is what ``--amp`` runs: the
-wrapper's ``optim_context`` autocasts the whole LSSKD forward (on the CPU in
-bfloat16, the CPU's autocast type) and its GradScaler, which disables itself
-without CUDA, wraps the backward and the step.
+Without a GPU ``--amp`` trains in bfloat16 (``BF16AmpOptimWrapper``); with
+one, in float16 with mmengine's ``AmpOptimWrapper``. The float16 path is
+tested by letting mmengine believe there is a GPU: its wrapper's
+``optim_context`` then autocasts the LSSKD forward to the CPU's autocast type
+(bfloat16) and its GradScaler, which disables itself without CUDA, wraps the
+backward and the step.
 """
 import importlib.util
 
@@ -13,6 +14,11 @@ import torch
 from conftest import ROOT, hook_of, make_cfg
 from mmengine.optim.optimizer import amp_optimizer_wrapper
 from mmengine.runner import Runner
+
+from mmlsskd.engine import BF16AmpOptimWrapper
+from mmlsskd.utils import LSSKDConfigError
+
+CONFIG = str(ROOT / 'configs/lsskd/resnet18_cifar100.py')
 
 
 def train_script():
@@ -23,27 +29,19 @@ def train_script():
     return module
 
 
-@pytest.fixture
-def pretend_gpu(monkeypatch):
-    monkeypatch.setattr(amp_optimizer_wrapper, 'is_cuda_available',
-                        lambda: True)
-
-
-@pytest.mark.filterwarnings('ignore:.*GradScaler is enabled')
-def test_amp_trains_lsskd_in_reduced_precision(tiny_cfg_options, tmp_path,
-                                                monkeypatch, pretend_gpu):
+def amp_cfg(options, tmp_path, monkeypatch, *extra_args):
+    """The config ``tools/train.py CONFIG --amp`` trains, on tiny data."""
     train = train_script()
-    config = str(ROOT / 'configs/lsskd/resnet18_cifar100.py')
-    monkeypatch.setattr('sys.argv', [
-        'train.py', config, '--amp', '--cfg-options',
-        'optim_wrapper.dtype=bfloat16'
-    ])
-    args = train.parse_args()
-    cfg = make_cfg(tiny_cfg_options, tmp_path)
-    cfg = train.merge_args(cfg, args)
+    monkeypatch.setattr('sys.argv',
+                        ['train.py', CONFIG, '--amp', *extra_args])
+    cfg = train.merge_args(make_cfg(options, tmp_path), train.parse_args())
     cfg.work_dir = str(tmp_path)
-    assert cfg.optim_wrapper.type == 'AmpOptimWrapper'
+    return cfg
 
+
+def train_and_check_reduced_precision(cfg, wrapper_name: str) -> None:
+    """Train ``cfg``; the backbone and branches ran in bfloat16, everything
+    kept (weights, store) stayed float32 and finite."""
     runner = Runner.from_cfg(cfg)
     conv_dtypes, aux_dtypes = set(), set()
 
@@ -61,7 +59,7 @@ def test_amp_trains_lsskd_in_reduced_precision(tiny_cfg_options, tmp_path,
         record(aux_dtypes))
     runner.train()
 
-    assert type(runner.optim_wrapper).__name__ == 'AmpOptimWrapper'
+    assert type(runner.optim_wrapper).__name__ == wrapper_name
     # The backbone and the auxiliary branches ran in bfloat16 ...
     assert conv_dtypes == {torch.bfloat16}
     assert aux_dtypes == {torch.bfloat16}
@@ -82,3 +80,59 @@ def test_amp_trains_lsskd_in_reduced_precision(tiny_cfg_options, tmp_path,
                           atol=1e-2)
     assert torch.allclose(store.branches.sum(-1),
                           torch.ones(store.branches.shape[:-1]), atol=1e-2)
+
+
+def test_amp_without_gpu_trains_lsskd_in_bfloat16(tiny_cfg_options,
+                                                  tmp_path, monkeypatch):
+    cfg = amp_cfg(tiny_cfg_options, tmp_path, monkeypatch)
+    assert cfg.optim_wrapper.type == 'BF16AmpOptimWrapper'
+    assert 'loss_scale' not in cfg.optim_wrapper
+    train_and_check_reduced_precision(cfg, 'BF16AmpOptimWrapper')
+
+
+@pytest.mark.filterwarnings('ignore:.*GradScaler is enabled')
+def test_amp_with_gpu_keeps_mmengines_float16_wrapper(
+        tiny_cfg_options, tmp_path, monkeypatch):
+    monkeypatch.setattr(amp_optimizer_wrapper, 'is_cuda_available',
+                        lambda: True)
+    train = train_script()
+    monkeypatch.setattr(train, 'is_cuda_available', lambda: True)
+    monkeypatch.setattr('sys.argv', [
+        'train.py', CONFIG, '--amp', '--cfg-options',
+        'optim_wrapper.dtype=bfloat16'
+    ])
+    cfg = train.merge_args(
+        make_cfg(tiny_cfg_options, tmp_path), train.parse_args())
+    cfg.work_dir = str(tmp_path)
+    assert cfg.optim_wrapper.type == 'AmpOptimWrapper'
+    assert cfg.optim_wrapper.loss_scale == 'dynamic'
+    train_and_check_reduced_precision(cfg, 'AmpOptimWrapper')
+
+
+def test_amp_without_gpu_refuses_float16(tiny_cfg_options, tmp_path,
+                                         monkeypatch):
+    with pytest.raises(LSSKDConfigError,
+                       match=r'optim_wrapper.dtype: .*bfloat16.* not '
+                       r'float16. Leave optim_wrapper.dtype out'):
+        amp_cfg(tiny_cfg_options, tmp_path, monkeypatch, '--cfg-options',
+                'optim_wrapper.dtype=float16')
+
+
+def test_bf16_wrapper_autocasts_and_resumes_a_float16_runs_state():
+    model = torch.nn.Linear(3, 2)
+    wrapper = BF16AmpOptimWrapper(
+        optimizer=torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9))
+    with wrapper.optim_context(model):
+        out = model(torch.ones(4, 3))
+    assert out.dtype == torch.bfloat16
+    wrapper.update_params(out.float().sum())
+    assert model.weight.dtype == torch.float32
+    state = wrapper.state_dict()
+    assert 'loss_scaler' not in state
+    # An AmpOptimWrapper checkpoint (float16 on a GPU) carries its scale.
+    fresh = BF16AmpOptimWrapper(
+        optimizer=torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9))
+    fresh.load_state_dict(dict(state, loss_scaler={'scale': 65536.0}))
+    momentum = fresh.optimizer.state_dict()['state'][0]['momentum_buffer']
+    assert torch.equal(momentum,
+                       state['state'][0]['momentum_buffer'])

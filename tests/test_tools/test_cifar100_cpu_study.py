@@ -36,10 +36,10 @@ def test_study_writes_a_result_per_run_and_builds_the_table_from_them(
     data, work, results, out = (base_study[k] for k in (
         'data', 'work', 'results', 'out'))
     files = sorted(p.name for p in results.iterdir())
-    assert files == [f'{m}_resnet20_0.5frac_2e_seed{s}.json'
+    assert files == [f'{m}_resnet20_0.5frac_2e_bf16_seed{s}.json'
                      for m in ('ce', 'lsskd') for s in (0, 1)]
     lsskd = json.loads(
-        (results / 'lsskd_resnet20_0.5frac_2e_seed1.json').read_text())
+        (results / 'lsskd_resnet20_0.5frac_2e_bf16_seed1.json').read_text())
     assert lsskd['method'] == 'lsskd' and lsskd['seed'] == 1
     assert lsskd['config'] == \
         'configs/lsskd/lsskd_resnet20_1xb64-240e_cifar100.py'
@@ -50,6 +50,10 @@ def test_study_writes_a_result_per_run_and_builds_the_table_from_them(
     assert set(lsskd['last']['branches_top1']) == {
         'aux/branch1_top1', 'aux/branch2_top1', 'aux/branch3_top1'}
     assert lsskd['wall_s'] > 0 and lsskd['s_per_iter'] > 0
+    assert lsskd["precision"] == "bf16"
+    fit = lsskd["train_fit"]
+    assert fit["images"] == "the training subset, test pipeline"
+    assert 0 <= fit["top1"] <= fit["top5"] <= 100
     # Chosen on: the final checkpoint on the half of every class that the
     # seed's subset left out, with the test pipeline.
     selection = lsskd['selection']
@@ -76,7 +80,7 @@ def test_study_writes_a_result_per_run_and_builds_the_table_from_them(
     assert table_of(again) == table
     # A result without its selection figure gets it from its checkpoint,
     # and the evaluation is deterministic.
-    ce1 = results / 'ce_resnet20_0.5frac_2e_seed1.json'
+    ce1 = results / 'ce_resnet20_0.5frac_2e_bf16_seed1.json'
     record = json.loads(ce1.read_text())
     ce1.write_text(json.dumps({k: v for k, v in record.items()
                                if k != 'selection'}))
@@ -84,10 +88,10 @@ def test_study_writes_a_result_per_run_and_builds_the_table_from_them(
         tmp_path)
     assert json.loads(ce1.read_text())['selection'] == record['selection']
     # A file's numbers are what the table shows: edit one, see it move.
-    ce0 = results / 'ce_resnet20_0.5frac_2e_seed0.json'
+    ce0 = results / 'ce_resnet20_0.5frac_2e_bf16_seed0.json'
     record = json.loads(ce0.read_text())
     record['last']['top1'], other = 10.0, json.loads(
-        (results / 'ce_resnet20_0.5frac_2e_seed1.json').read_text())
+        (results / 'ce_resnet20_0.5frac_2e_bf16_seed1.json').read_text())
     ce0.write_text(json.dumps(record))
     report = run(study(data, work, results, '--methods', 'ce',
                        '--report-only'), tmp_path)
@@ -106,7 +110,7 @@ def test_precise_bn_is_derived_from_the_lsskd_checkpoint(base_study,
     assert 'Epoch(train)' not in out
     assert 'Running Precise BN' in out
     plain, recalibrated = (json.loads(
-        (results / f'{m}_resnet20_0.5frac_2e_seed0.json').read_text())
+        (results / f'{m}_resnet20_0.5frac_2e_bf16_seed0.json').read_text())
         for m in ('lsskd', 'lsskd-precise-bn'))
     source = recalibrated['derived_from']
     assert source['method'] == 'lsskd'
@@ -118,7 +122,7 @@ def test_precise_bn_is_derived_from_the_lsskd_checkpoint(base_study,
     # Nothing of the derived runs was trained.
     assert not list((work / 'lsskd-precise-bn_seed0').glob('*.pth'))
     views = json.loads((results / 'lsskd-precise-bn-views_resnet20_0.5frac'
-                        '_2e_seed0.json').read_text())
+                        '_2e_bf16_seed0.json').read_text())
     assert views['derived_from']['method'] == 'lsskd'
     assert out.count('Running Precise BN') == 2
     row = [line for line in table_of(out)
@@ -145,7 +149,7 @@ def test_a_holdout_study_chooses_on_training_images_and_tests_once(
         str(results)
     ], tmp_path)
     record = json.loads(
-        (results / 'lsskd_resnet20_1frac_1e_holdout0.5_seed0.json')
+        (results / 'lsskd_resnet20_1frac_1e_holdout0.5_bf16_seed0.json')
         .read_text())
     assert record['evaluated_on'] == 'held-out training images'
     assert 'best_on_test' not in record
@@ -180,7 +184,8 @@ def test_an_interrupted_run_resumes_where_it_stopped(base_study, tmp_path):
     from cifar100_cpu_study import study_config
     args = argparse.Namespace(
         data=str(data), model='resnet20', fraction=0.5, holdout=0.0,
-        epochs=2, val_interval=1, cfg_options={})
+        epochs=2, val_interval=1, cfg_options={}, precision='bf16',
+        channels_last=False)
     run_dir = work / 'ce_seed0'
     run_dir.mkdir(parents=True)
     cfg = study_config('ce', 0, args)
@@ -197,9 +202,9 @@ def test_an_interrupted_run_resumes_where_it_stopped(base_study, tmp_path):
     out = run(study(data, work, results, '--methods', 'ce'), tmp_path)
     assert 'Resuming' in out or 'resumed epoch: 1' in out
     resumed = json.loads(
-        (results / 'ce_resnet20_0.5frac_2e_seed0.json').read_text())
+        (results / 'ce_resnet20_0.5frac_2e_bf16_seed0.json').read_text())
     expected = json.loads(
-        (straight / 'ce_resnet20_0.5frac_2e_seed0.json').read_text())
+        (straight / 'ce_resnet20_0.5frac_2e_bf16_seed0.json').read_text())
     assert resumed['parts'] == 2 and resumed['wall_s'] is None
     assert resumed['curve'] == expected['curve']
     assert resumed['selection'] == expected['selection']
@@ -303,7 +308,7 @@ def test_the_docs_show_what_the_committed_result_files_say():
                                     past_prediction_table, report)
     args = argparse.Namespace(
         model='resnet20', fraction=0.2, epochs=12, holdout=0.0,
-        results_dir=str(ROOT / 'docs/results/cifar100_study'))
+        precision='fp32', results_dir=str(ROOT / 'docs/results/cifar100_study'))
     results = load_results(args)
     assert {'ce', 'lsskd'} <= set(results)
     table_block, verdict_block, summary_block = report(args, results)
@@ -392,7 +397,7 @@ def test_a_diagnostic_is_a_shipped_config_with_its_overrides(tiny_cifar100):
     args = argparse.Namespace(
         data=str(tiny_cifar100 / 'cifar-100-python'), model='resnet20',
         fraction=0.5, holdout=0.0, epochs=2, val_interval=1,
-        cfg_options={})
+        cfg_options={}, precision='bf16', channels_last=False)
     assert METHODS['lbs-0.4'] == METHODS['lbs']
     for method, value in (('lbs', 0.1), ('lbs-0.4', 0.4), ('lbs-0.8', 0.8)):
         loss = study_config(method, 0, args).model.head.loss

@@ -137,6 +137,9 @@ PAST_BEGIN = '<!-- past-prediction-table: begin -->'
 PAST_END = '<!-- past-prediction-table: end -->'
 # A difference to cross-entropy is a verdict only with this many seeds.
 VERDICT_SEEDS = 3
+# Training precisions: the optimizer wrapper each trains with. A result's
+# file name carries any precision but float32 (whose files came first).
+PRECISIONS = dict(fp32='OptimWrapper', bf16='BF16AmpOptimWrapper')
 
 
 def parse_args() -> argparse.Namespace:
@@ -173,6 +176,17 @@ def parse_args() -> argparse.Namespace:
         '--update-docs', action='store_true',
         help='write the table and the verdicts into docs/results.md and '
         'their summary into the README, between their markers')
+    parser.add_argument(
+        '--precision', choices=PRECISIONS, default='bf16',
+        help='bf16: mixed precision in bfloat16 (BF16AmpOptimWrapper, what '
+        'tools/train.py --amp trains with on a CPU, about twice as fast '
+        'there); fp32: full precision. A result file of one precision is '
+        'never read for the other')
+    parser.add_argument(
+        '--channels-last', action='store_true',
+        help='keep PS-KD\'s and LSSKD\'s weights channels-last '
+        '(model.channels_last=True: the same results, faster on a CPU); '
+        'the plain classifier has no such option')
     parser.add_argument(
         '--cfg-options', nargs='+', action=DictAction, default={},
         help='extra key=value overrides for every method (tools/train.py)')
@@ -239,6 +253,9 @@ def study_config(method: str, seed: int,
             dict(type='BranchAccuracy')
         ]
         cfg.test_evaluator = cfg.val_evaluator
+    cfg.optim_wrapper.type = PRECISIONS[args.precision]
+    if args.channels_last and cfg.model.type in ('PSKD', 'LSSKD'):
+        cfg.model.channels_last = True
     cfg.merge_from_dict(OVERRIDES.get(method, {}))
     cfg.merge_from_dict(args.cfg_options)
     return cfg
@@ -273,7 +290,9 @@ def read_run(work_dir: Path) -> dict:
 def regime(args: argparse.Namespace) -> str:
     """The part of a result's file name that names the study's regime."""
     holdout = f'_holdout{args.holdout:g}' if args.holdout else ''
-    return f'{args.model}_{args.fraction:g}frac_{args.epochs}e{holdout}'
+    precision = '' if args.precision == 'fp32' else f'_{args.precision}'
+    return (f'{args.model}_{args.fraction:g}frac_{args.epochs}e{holdout}'
+            f'{precision}')
 
 
 def result_path(args: argparse.Namespace, method: str, seed: int) -> Path:
@@ -351,9 +370,24 @@ def selection_record(args: argparse.Namespace, seed: int, config: Path,
                 **accuracy_record(metrics))
 
 
+def training_set(args: argparse.Namespace, seed: int,
+                 pipeline: list) -> dict:
+    """The images the seed's run trains on, through ``pipeline``."""
+    if args.fraction < 1 or args.holdout:
+        return subset(args, seed, 'train', pipeline)
+    return local_cifar100(args.data, 'train', pipeline)
+
+
+def fit_record(metrics: dict) -> dict:
+    """How far a final checkpoint fitted the images it trained on."""
+    return dict(images='the training subset, test pipeline',
+                **accuracy_record(metrics))
+
+
 def summarise_run(method: str, seed: int, args: argparse.Namespace,
                   run: dict, wall_s: float, test: dict = None,
-                  selection: dict = None, derived_from: dict = None) -> dict:
+                  selection: dict = None, derived_from: dict = None,
+                  train_fit: dict = None) -> dict:
     """The machine-readable result of one finished run: with a holdout,
     ``curve`` and ``last`` are the held-out images' (what options are
     chosen on) and ``test_after_training`` the test set's; without one,
@@ -378,6 +412,8 @@ def summarise_run(method: str, seed: int, args: argparse.Namespace,
         extra['test_after_training'] = accuracy_record(test)
     if selection is not None:
         extra['selection'] = selection
+    if train_fit is not None:
+        extra['train_fit'] = train_fit
     if derived_from is not None:
         extra['derived_from'] = derived_from
     return dict(
@@ -406,6 +442,8 @@ def summarise_run(method: str, seed: int, args: argparse.Namespace,
                 f'{os.cpu_count()} cores'),
         torch=torch.__version__,
         date=datetime.date.today().isoformat(),
+        precision=args.precision,
+        channels_last=args.channels_last,
         cfg_options=args.cfg_options)
 
 
@@ -415,8 +453,14 @@ def load_results(args: argparse.Namespace) -> dict:
     for method in METHODS:
         for path in sorted(Path(args.results_dir).glob(
                 f'{method}_{regime(args)}_seed*.json')):
-            results.setdefault(method, []).append(json.loads(
-                path.read_text()))
+            result = json.loads(path.read_text())
+            # Files from before the precision was recorded are float32's.
+            precision = result.get('precision', 'fp32')
+            if precision != args.precision:
+                raise SystemExit(
+                    f'{path} holds a {precision} run, not the {args.precision}'
+                    f' run its name says: move it aside.')
+            results.setdefault(method, []).append(result)
     return results
 
 
@@ -724,16 +768,26 @@ def train_run(method: str, seed: int, args: argparse.Namespace,
     # An interrupted run's earlier parts are not timed.
     wall_s = None if resume else time.perf_counter() - start
     checkpoint = run_dir / f'epoch_{args.epochs}.pth'
-    test = None
+    # After training, one evaluation of the final checkpoint on: the test
+    # set (with a holdout, which followed the held-out images instead), the
+    # unused training images (where options are chosen), and the images it
+    # trained on (how far it fitted them).
+    test_cfg = Config.fromfile(str(config)).test_dataloader.dataset
+    pipeline = test_cfg.pipeline
+    datasets = dict(fit=training_set(args, seed, pipeline))
     if args.holdout:
-        test_set = Config.fromfile(str(config)).test_dataloader.dataset
-        test = evaluate_checkpoint(config, checkpoint, run_dir / 'test',
-                                   dict(test=test_set))['test']
-    selection = (selection_record(args, seed, config, checkpoint,
-                                  run_dir / 'selection')
-                 if selects_on_unused(args) else None)
-    return summarise_run(method, seed, args, read_run(run_dir), wall_s, test,
-                         selection)
+        datasets['test'] = test_cfg
+    if selects_on_unused(args):
+        datasets['unused'] = subset(args, seed, 'unused', pipeline)
+    metrics = evaluate_checkpoint(config, checkpoint, run_dir / 'final',
+                                  datasets)
+    selection = None
+    if 'unused' in metrics:
+        selection = dict(images='training images outside the subset',
+                         **accuracy_record(metrics['unused']))
+    return summarise_run(method, seed, args, read_run(run_dir), wall_s,
+                         metrics.get('test'), selection,
+                         train_fit=fit_record(metrics['fit']))
 
 
 def derive_run(method: str, seed: int, args: argparse.Namespace,
@@ -742,7 +796,9 @@ def derive_run(method: str, seed: int, args: argparse.Namespace,
     says (its PreciseBNHook, once, as after the last epoch) and evaluate
     it where a trained run of ``method`` would be evaluated."""
     cfg = Config.fromfile(str(config))
-    datasets = dict(val=cfg.val_dataloader.dataset)
+    datasets = dict(val=cfg.val_dataloader.dataset,
+                    fit=training_set(args, seed,
+                                     cfg.test_dataloader.dataset.pipeline))
     if args.holdout:
         datasets['test'] = cfg.test_dataloader.dataset
     if selects_on_unused(args):
@@ -766,7 +822,8 @@ def derive_run(method: str, seed: int, args: argparse.Namespace,
         why='trains as its source to the bit; finished after training, '
         'wall_s is the finishing only and s_per_iter the source\'s')
     return summarise_run(method, seed, args, run, wall_s,
-                         metrics.get('test'), selection, derived_from)
+                         metrics.get('test'), selection, derived_from,
+                         fit_record(metrics['fit']))
 
 
 def add_missing_selection(out: Path, method: str, seed: int,
