@@ -38,7 +38,9 @@ def student_config(cfg: Config) -> Tuple[Config, List[str]]:
     dataset wrappers and the ``mmlsskd`` import are dropped; data, schedule
     and runtime stay. ``LocalCIFAR100`` becomes mmpretrain's ``CIFAR100``
     (the same files, checked against the official archive's checksums) and
-    ``AtomicCheckpointHook`` mmengine's ``CheckpointHook``.
+    ``AtomicCheckpointHook`` mmengine's ``CheckpointHook``;
+    ``BatchedClsDataPreprocessor`` becomes mmpretrain's
+    ``ClsDataPreprocessor``, which preprocesses the same.
 
     Args:
         cfg (Config): The LSSKD or PS-KD config, ``--cfg-options`` applied.
@@ -66,6 +68,19 @@ def student_config(cfg: Config) -> Tuple[Config, List[str]]:
             'ClsDataPreprocessor'
         student['data_preprocessor'] = preprocessor
     plain['model'] = student
+    for preprocessor in (student.get('data_preprocessor'),
+                         plain.get('data_preprocessor')):
+        if isinstance(preprocessor, dict) and _type_name(
+                preprocessor) == 'BatchedClsDataPreprocessor':
+            # The same preprocessing; ours only moves labels faster.
+            preprocessor['type'] = 'ClsDataPreprocessor'
+            preprocessor.pop('non_blocking', None)
+    optim_wrapper = plain.get('optim_wrapper')
+    if isinstance(optim_wrapper, dict) and _type_name(
+            optim_wrapper) == 'BF16AmpOptimWrapper':
+        optim_wrapper.update(type='AmpOptimWrapper', dtype='bfloat16')
+        notes.append('optim_wrapper: BF16AmpOptimWrapper -> mmengine\'s '
+                     "AmpOptimWrapper(dtype='bfloat16'), which needs a GPU.")
     for helper in ('lsskd', 'pskd'):  # variables of configs/_base_/methods
         plain.pop(helper, None)
 

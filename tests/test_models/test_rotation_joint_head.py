@@ -82,3 +82,46 @@ def test_dropping_the_kl_term():
     losses = head.loss([torch.randn(2, 4)] * 2, torch.tensor([0, 1]),
                        torch.zeros(2, 2, 4), torch.zeros(2))
     assert 'loss_kl' not in losses and 'loss_hier' in losses
+
+
+@pytest.mark.parametrize('reduction', ['mean', 'sum'])
+def test_branch_losses_in_one_call_only_where_they_average_over_rows(
+        reduction):
+    """A loss that averages over rows takes all branches in one call (times
+    the number of branches); any other is called per branch. Both give the
+    per-branch sum."""
+    head = make_head(
+        num_branches=3,
+        loss_hier=dict(type='CrossEntropyLoss', use_soft=True,
+                       reduction=reduction),
+        loss_kl=dict(type='mmrazor.KLDivergence', tau=2.0,
+                     reduction='sum' if reduction == 'sum' else 'batchmean'))
+    assert head._stacked == dict(hier=reduction == 'mean',
+                                 kl=reduction == 'mean')
+    logits = [torch.randn(6, 4) for _ in range(3)]
+    labels = torch.tensor([0, 3, 1, 2, 3, 0])
+    past = torch.randn(3, 6, 4).softmax(-1)
+    weight = torch.full((6, ), 0.3)
+    losses = head.loss(logits, labels, past, weight)
+
+    targets = 0.7 * F.one_hot(labels, 4) + 0.3 * past
+    hier = [(-t * F.log_softmax(x, 1)).sum(1) for x, t in zip(logits, targets)]
+    expected = sum(h.mean() if reduction == 'mean' else h.sum() for h in hier)
+    torch.testing.assert_close(losses['loss_hier'], expected)
+    teacher = F.softmax(logits[-1] / 2.0, 1)
+    kl = [(teacher * (teacher.log() - F.log_softmax(x / 2.0, 1))).sum() * 4
+          for x in logits[:-1]]
+    expected_kl = sum(k / 6 if reduction == 'mean' else k for k in kl)
+    torch.testing.assert_close(losses['loss_kl'], expected_kl)
+
+
+def test_a_loss_that_fails_on_stacked_rows_is_called_per_branch():
+    from mmlsskd.models.utils import averages_over_rows
+
+    class FirstRowOnly(torch.nn.Module):
+
+        def forward(self, x, y):
+            return (x[0] - y[0]).pow(2).sum()
+
+    assert not averages_over_rows(FirstRowOnly())
+    assert averages_over_rows(torch.nn.MSELoss())

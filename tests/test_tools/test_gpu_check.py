@@ -11,7 +11,8 @@ def test_gpu_check_writes_one_result_per_candidate(tiny_cifar100, tmp_path):
     run([
         sys.executable, 'tools/benchmarks/gpu_check.py',
         str(tiny_cifar100 / 'cifar-100-python'), '--skip-tests',
-        '--methods', 'plain', 'LSSKD', '--variants', 'fp32', '--repeats',
+        '--methods', 'plain', 'LSSKD', '--variants', 'fp32', '--paths',
+        'eager', 'fast', 'compiled', '--repeats',
         '1', '--steps-per-repeat', '1', '--epoch-fraction', '0.5',
         '--workers', '0', '--batch-size', '4', '--out-dir',
         str(out_dir)
@@ -19,7 +20,7 @@ def test_gpu_check_writes_one_result_per_candidate(tiny_cifar100, tmp_path):
     names = sorted(p.name for p in out_dir.iterdir())
     assert names == sorted(f'resnet20_{m}_{p}_fp32.json'
                            for m in ('plain', 'LSSKD')
-                           for p in ('eager', 'fast'))
+                           for p in ('eager', 'fast', 'compiled'))
     for name in names:
         record = json.loads((out_dir / name).read_text())
         assert {'device', 'torch', 'model', 'batch_size', 'method', 'path',

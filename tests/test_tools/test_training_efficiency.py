@@ -31,3 +31,43 @@ def test_benchmark_prints_every_candidate_and_the_flop_ratio(
     assert re.search(r'LSSKD efficiency .* = \d+\.\d\d$', out, re.M)
     for part in ('store', 'targets'):
         assert re.search(rf'share of the LSSKD step in {part}: \d', out)
+
+
+def test_bf16_candidates_are_timed_beside_float32(tiny_cifar100, tmp_path):
+    out = run([
+        sys.executable, 'tools/benchmarks/training_efficiency.py',
+        str(tiny_cifar100 / 'cifar-100-python'), '--model', 'resnet20',
+        '--batch-size', '4', '--repeats', '1', '--warmup', '0',
+        '--channels-last', '--bf16'
+    ], tmp_path)
+    rows = [line.split(' | ')[0] for line in out.splitlines()
+            if line.startswith('| ')]
+    assert rows[-4:] == ['| plain, bf16', '| LSSKD, bf16',
+                         '| plain, channels-last, bf16',
+                         '| LSSKD, channels-last, bf16']
+    for name in ('plain', 'LSSKD', 'plain, channels-last',
+                 'LSSKD, channels-last'):
+        assert re.search(rf'^{name}: float32 / bfloat16 step time: '
+                         r'\d+\.\d\d$', out, re.M), name
+
+
+def test_op_count_finds_no_operation_per_image(tiny_cifar100, tmp_path):
+    """The shipped configs' steps dispatch as many operations at batch 2 as
+    at batch 4 (the counts themselves are in docs/benchmarks.md)."""
+    out = run([
+        sys.executable, 'tools/benchmarks/op_count.py',
+        str(tiny_cifar100 / 'cifar-100-python'), '--model', 'resnet20',
+        '--batch-sizes', '2', '4'
+    ], tmp_path)
+    rows = [line for line in out.splitlines() if line.startswith('| ours')]
+    assert [row.split(' | ')[0] for row in rows] == [
+        '| ours: plain', '| ours: PS-KD', '| ours: LSSKD']
+    assert 'from batch 2 to 4: ours: plain +0, ours: PS-KD +0, ' \
+        'ours: LSSKD +0' in out
+    # mmpretrain's default collate_fn handles every image on its own.
+    out = run([
+        sys.executable, 'tools/benchmarks/op_count.py',
+        str(tiny_cifar100 / 'cifar-100-python'), '--model', 'resnet20',
+        '--batch-sizes', '2', '4', '--collate', 'pseudo_collate'
+    ], tmp_path)
+    assert re.search(r'ours: plain \+[1-9]', out)

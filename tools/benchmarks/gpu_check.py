@@ -4,7 +4,7 @@ On a machine with CUDA it runs, in order (each part can be skipped):
 
 1. the test suite (``--skip-tests`` leaves it out), which includes the
    tests that only run with CUDA;
-2. two short epochs of LSSKD with ``--amp`` (bfloat16) through
+2. two short epochs of LSSKD with ``--amp`` (float16 on a GPU) through
    ``tools/train.py``, and checks that every logged loss is finite and that
    the saved past-prediction store is float32 and written for every image;
 3. a one-process ``tools/dist_train.sh`` run, which uses NCCL on a GPU;
@@ -13,8 +13,13 @@ On a machine with CUDA it runs, in order (each part can be skipped):
    logging, the past-prediction store in host memory, the NaN check read
    on the host every step) and ``fast`` (:class:`BatchedRuntimeInfoHook`,
    the store on the GPU, ``finite_check='device'`` with fused SGD; plain
-   training gets the same logging and optimizer), in float32,
-   channels-last and bfloat16 AMP. For every candidate it writes
+   training gets the same logging and optimizer) and ``compiled`` (``fast``
+   with the training forward and losses compiled as one graph,
+   ``compile_losses=dict(mode='reduce-overhead')``: CUDA graphs; the
+   plain classifier's ``loss`` compiled alike), in float32, channels-last
+   and bfloat16 (``BF16AmpOptimWrapper``); by default ``eager`` and
+   ``compiled`` in float32 and bfloat16, which with the suite fit one
+   10-minute call. For every candidate it writes
    ``ms_per_step`` (median of interleaved ``run_iter`` calls) and
    ``ms_per_iter`` (the wall time of a whole epoch with data loading,
    hooks and logging, over its iterations).
@@ -56,11 +61,20 @@ METHODS = {  # method: (config, every rotated view as a batch)
     'PS-KD': ('pskd', False),
     'LSSKD': ('lsskd', False),
 }
-# path: (runtime-info hook, store device, NaN check, fused optimizer)
+# path: (runtime-info hook, store device, NaN check, fused optimizer,
+# compiled training forward)
 PATHS = {
-    'eager': (dict(type='RuntimeInfoHook'), 'cpu', 'step', False),
-    'fast': (dict(type='BatchedRuntimeInfoHook'), 'auto', 'device', True),
+    'eager': (dict(type='RuntimeInfoHook'), 'cpu', 'step', False, False),
+    'fast': (dict(type='BatchedRuntimeInfoHook'), 'auto', 'device', True,
+             False),
+    'compiled': (dict(type='BatchedRuntimeInfoHook'), 'auto', 'device',
+                 True, True),
 }
+# The compiled path: one graph for the training forward and its losses,
+# captured as CUDA graphs on a GPU; on the CPU (a smoke test) traced only.
+COMPILE = dict(fullgraph=True, mode='reduce-overhead') \
+    if torch.cuda.is_available() else dict(fullgraph=True,
+                                           backend='aot_eager')
 VARIANTS = {  # name: (precision, memory format)
     'fp32': ('float32', 'contiguous'),
     'channels-last': ('float32', 'channels_last'),
@@ -81,9 +95,10 @@ def parse_args() -> argparse.Namespace:
                         help='data-loader workers of the timed epochs')
     parser.add_argument('--methods', nargs='+', default=list(METHODS),
                         choices=list(METHODS))
-    parser.add_argument('--paths', nargs='+', default=list(PATHS),
+    # The defaults fit one 10-minute call on an H100 with the suite.
+    parser.add_argument('--paths', nargs='+', default=['eager', 'compiled'],
                         choices=list(PATHS))
-    parser.add_argument('--variants', nargs='+', default=list(VARIANTS),
+    parser.add_argument('--variants', nargs='+', default=['fp32', 'bf16'],
                         choices=list(VARIANTS))
     parser.add_argument('--skip-tests', action='store_true')
     parser.add_argument('--out-dir', default=str(ROOT / 'docs/results/gpu'))
@@ -123,8 +138,10 @@ def configure(method: str, path: str, variant: str, args, work_dir: str,
     """The config of one timed candidate."""
     config, _ = METHODS[method]
     cfg = step_config(config, args, work_dir, fraction)
-    hook, store_device, finite_check, fused = PATHS[path]
+    hook, store_device, finite_check, fused, compiled = PATHS[path]
     cfg.default_hooks.runtime_info = hook
+    if compiled and cfg.model.type in ('PSKD', 'LSSKD'):
+        cfg.model.compile_losses = COMPILE
     cfg.optim_wrapper.optimizer.fused = fused
     for hook_cfg in cfg.get('custom_hooks', []):
         if hook_cfg['type'] == 'PastPredictionHook':
@@ -132,7 +149,7 @@ def configure(method: str, path: str, variant: str, args, work_dir: str,
                                      device=store_device)
             hook_cfg['finite_check'] = finite_check
     if VARIANTS[variant][0] == 'bfloat16':
-        cfg.optim_wrapper.update(type='AmpOptimWrapper', dtype='bfloat16')
+        cfg.optim_wrapper.type = 'BF16AmpOptimWrapper'
     cfg.train_dataloader.update(
         num_workers=args.workers, persistent_workers=args.workers > 0,
         pin_memory=torch.cuda.is_available())
@@ -159,13 +176,24 @@ class EpochTimer(Hook):
         self.iters.append(len(runner.train_dataloader))
 
 
+def build_candidate(cfg, path: str, variant: str):
+    """The Runner of a candidate; on the compiled path the plain
+    classifier's training forward and loss (``ImageClassifier.loss``) is
+    compiled as PS-KD's and LSSKD's are by ``compile_losses``."""
+    runner = build_runner(cfg, channels_last(variant))
+    model = runner.model
+    if PATHS[path][-1] and not hasattr(model, 'compute_losses'):
+        model.loss = torch.compile(model.loss, **COMPILE)
+    return runner
+
+
 def epoch_ms_per_iter(method, path, variant, args, work_dir) -> float:
     """Two epochs of a class-stratified share of the training set; the
     second epoch's wall time over its iterations (the first warms up)."""
     cfg = configure(method, path, variant, args, work_dir,
                     args.epoch_fraction)
     cfg.train_cfg.update(max_epochs=2, val_interval=100)
-    runner = build_runner(cfg, channels_last(variant))
+    runner = build_candidate(cfg, path, variant)
     timer = EpochTimer()
     runner.register_hook(timer)
     if METHODS[method][1]:
@@ -188,7 +216,7 @@ def epoch_ms_per_iter(method, path, variant, args, work_dir) -> float:
 def step_runner(method, path, variant, args, work_dir):
     cfg = configure(method, path, variant, args, work_dir)
     cfg.train_dataloader.update(num_workers=0, persistent_workers=False)
-    runner = ready_to_step(build_runner(cfg, channels_last(variant)))
+    runner = ready_to_step(build_candidate(cfg, path, variant))
     batch = next(iter(runner.train_dataloader))
     if METHODS[method][1]:
         batch = rotated_batch(batch, 4)
@@ -215,12 +243,12 @@ def small_lsskd_config(args, work_dir: Path, epochs: int) -> Path:
 
 
 def check_amp(args, work_dir: Path, out_dir: Path) -> None:
-    """Two short epochs of bfloat16 AMP LSSKD through tools/train.py."""
+    """Two short epochs of AMP LSSKD through tools/train.py (mmengine's
+    float16 AmpOptimWrapper with its loss scale on a GPU)."""
     config = small_lsskd_config(args, work_dir, epochs=2)
     run = subprocess.run([
         sys.executable, 'tools/train.py', str(config), '--amp',
-        '--work-dir', str(work_dir), '--cfg-options',
-        'optim_wrapper.dtype=bfloat16'
+        '--work-dir', str(work_dir)
     ], cwd=ROOT, capture_output=True, text=True)
     record = dict(check='amp_lsskd_two_epochs', returncode=run.returncode)
     if run.returncode == 0:

@@ -17,7 +17,8 @@ branches) to one plain forward, and the efficiency defined in the issue:
 in the past-prediction store and in building the soft targets (those parts
 timed on their own, interleaved with the steps); and the peak memory of a
 training step. With ``--channels-last`` it also times plain and LSSKD
-training in that memory format.
+training in that memory format, and with ``--bf16`` in bfloat16 mixed
+precision (what ``tools/train.py --amp`` trains with without a GPU).
 
 Like ``tools/train.py`` it keeps freed tensor memory on the heap when it
 trains on the CPU (``mmlsskd.utils.reuse_freed_heap_memory``);
@@ -53,16 +54,26 @@ CONFIGS = {
     'pskd': 'configs/pskd/pskd_{model}_1xb64-240e_cifar100.py',
     'lsskd': 'configs/lsskd/lsskd_{model}_1xb64-240e_cifar100.py',
 }
-# Timed candidates: (config, every rotated view as a batch, channels-last).
+# Timed candidates: (config, every rotated view as a batch, channels-last,
+# bfloat16 mixed precision).
 CANDIDATES = {
-    'plain': ('plain', False, False),
-    'plain, K views': ('plain', True, False),
-    'PS-KD': ('pskd', False, False),
-    'LSSKD': ('lsskd', False, False),
+    'plain': ('plain', False, False, False),
+    'plain, K views': ('plain', True, False, False),
+    'PS-KD': ('pskd', False, False, False),
+    'LSSKD': ('lsskd', False, False, False),
 }
 CHANNELS_LAST = {
-    'plain, channels-last': ('plain', False, True),
-    'LSSKD, channels-last': ('lsskd', False, True),
+    'plain, channels-last': ('plain', False, True, False),
+    'LSSKD, channels-last': ('lsskd', False, True, False),
+}
+# What tools/train.py --amp trains with where there is no GPU.
+BF16 = {
+    'plain, bf16': ('plain', False, False, True),
+    'LSSKD, bf16': ('lsskd', False, False, True),
+}
+BF16_CHANNELS_LAST = {
+    'plain, channels-last, bf16': ('plain', False, True, True),
+    'LSSKD, channels-last, bf16': ('lsskd', False, True, True),
 }
 
 
@@ -80,6 +91,11 @@ def parse_args() -> argparse.Namespace:
         '--channels-last', action='store_true',
         help='also time plain and LSSKD training in the channels-last '
         'memory format')
+    parser.add_argument(
+        '--bf16', action='store_true',
+        help='also time plain and LSSKD training in bfloat16 mixed '
+        'precision (BF16AmpOptimWrapper, what tools/train.py --amp uses '
+        'without a GPU), in every memory format timed')
     return parser.parse_args()
 
 
@@ -116,8 +132,12 @@ def step_config(name: str, args: argparse.Namespace, work_dir: str,
     return cfg
 
 
-def build_runner(cfg: Config, channels_last: bool = False) -> Runner:
-    """A Runner of ``cfg``, its weights in channels-last layout if asked."""
+def build_runner(cfg: Config, channels_last: bool = False,
+                 bf16: bool = False) -> Runner:
+    """A Runner of ``cfg``, its weights in channels-last layout and its
+    training in bfloat16 mixed precision if asked."""
+    if bf16:
+        cfg.optim_wrapper.type = 'BF16AmpOptimWrapper'
     wrapped = cfg.model.type in ('PSKD', 'LSSKD')
     if channels_last and wrapped:
         cfg.model.channels_last = True
@@ -141,20 +161,25 @@ def ready_to_step(runner: Runner) -> Runner:
 
 
 def set_up_runner(name: str, args: argparse.Namespace, work_dir: str,
-                  channels_last: bool = False) -> Runner:
+                  channels_last: bool = False, bf16: bool = False) -> Runner:
     """A Runner of the ``name`` config on real CIFAR-100, set up to step."""
     return ready_to_step(
-        build_runner(step_config(name, args, work_dir), channels_last))
+        build_runner(step_config(name, args, work_dir), channels_last, bf16))
 
 
 def rotated_batch(batch: dict, num_views: int) -> dict:
     """The batch's images in all ``num_views`` quarter turns, view-major,
     with the labels repeated: what LSSKD's backbone sees, for the plain
     classifier."""
-    inputs = [
-        torch.rot90(image, k, dims=(1, 2)) for k in range(num_views)
-        for image in batch['inputs']
-    ]
+    images = batch['inputs']
+    if torch.is_tensor(images):  # stacked by default_collate
+        inputs = torch.cat(
+            [torch.rot90(images, k, dims=(2, 3)) for k in range(num_views)])
+    else:
+        inputs = [
+            torch.rot90(image, k, dims=(1, 2)) for k in range(num_views)
+            for image in images
+        ]
     return dict(inputs=inputs,
                 data_samples=list(batch['data_samples']) * num_views)
 
@@ -269,8 +294,10 @@ def step_peak_memory(step) -> int:
 
 def candidate_step(name: str, args: argparse.Namespace, work_dir: str):
     """The runner of candidate ``name`` and its timed step."""
-    config, all_views, channels_last = {**CANDIDATES, **CHANNELS_LAST}[name]
-    runner = set_up_runner(config, args, work_dir, channels_last)
+    config, all_views, channels_last, bf16 = {
+        **CANDIDATES, **CHANNELS_LAST, **BF16, **BF16_CHANNELS_LAST
+    }[name]
+    runner = set_up_runner(config, args, work_dir, channels_last, bf16)
     batch = next(iter(runner.train_dataloader))
     if all_views:
         batch = rotated_batch(batch, 4)
@@ -282,6 +309,9 @@ def main() -> None:
     heap_reuse = not args.glibc_default and reuse_freed_heap_memory()
     names = list(CANDIDATES) + (list(CHANNELS_LAST)
                                 if args.channels_last else [])
+    if args.bf16:
+        names += list(BF16) + (list(BF16_CHANNELS_LAST)
+                               if args.channels_last else [])
     runs, runners = {}, {}
     with tempfile.TemporaryDirectory() as work_dir:
         for i, name in enumerate(names):
@@ -333,6 +363,14 @@ def main() -> None:
             ratio = seconds[f'{name}, channels-last'] / seconds[name]
             print(f'{name}: channels-last / contiguous step time: '
                   f'{ratio:.2f}')
+    if args.bf16:
+        layouts = [''] + [', channels-last'] * args.channels_last
+        for name in ('plain', 'LSSKD'):
+            for layout in layouts:
+                speedup = seconds[f'{name}{layout}'] / seconds[
+                    f'{name}{layout}, bf16']
+                print(f'{name}{layout}: float32 / bfloat16 step time: '
+                      f'{speedup:.2f}')
 
 
 if __name__ == '__main__':

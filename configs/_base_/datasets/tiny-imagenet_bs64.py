@@ -7,8 +7,11 @@
 # val_annotations.txt; move each image into val/<wnid>/ first, e.g.
 #   cd data/tiny-imagenet-200/val && while read f w _; do
 #     mkdir -p $w && mv images/$f $w/; done < val_annotations.txt
+# Batches reach the model stacked (default_collate) and their labels move
+# to the device as one tensor (BatchedClsDataPreprocessor).
 dataset_type = 'CustomDataset'
 data_preprocessor = dict(
+    type='BatchedClsDataPreprocessor',
     num_classes=200,
     # ImageNet mean and std, RGB
     mean=[123.675, 116.28, 103.53],
@@ -29,6 +32,7 @@ test_pipeline = [
 train_dataloader = dict(
     batch_size=64,
     num_workers=4,
+    collate_fn=dict(type='default_collate'),
     dataset=dict(
         type=dataset_type,
         data_root='data/tiny-imagenet-200',
@@ -38,6 +42,7 @@ train_dataloader = dict(
 val_dataloader = dict(
     batch_size=64,
     num_workers=4,
+    collate_fn=dict(type='default_collate'),
     dataset=dict(
         type=dataset_type,
         data_root='data/tiny-imagenet-200',

@@ -8,9 +8,12 @@ from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
 from torch import nn
 
+from ...engine.past_prediction_store import PastPredictions
 from ...utils.validation import (check_loss_cfg, check_unit_interval,
                                  config_error)
-from ..utils import progressive_targets, run_named
+from ..heads.rotation_joint_head import stack_branches
+from ..utils import (averages_over_rows, progressive_targets, run_named,
+                     sum_over_parts)
 from ..utils.backbone_stages import (check_branch_stages,
                                      choose_branch_stages,
                                      probe_backbone_stages)
@@ -115,6 +118,9 @@ class LSSKD(PSKD):
             classifier and the branches, and so the activations, in the
             channels-last memory format (see :class:`PSKD`). Defaults to
             False.
+        compile_losses (dict, optional): ``torch.compile`` options for the
+            training forward and its losses (:meth:`compute_losses`, one
+            graph; see :class:`PSKD`). Defaults to None (eager).
         data_preprocessor (dict | nn.Module, optional): A dict without
             ``type`` (as mmpretrain configs write it) becomes a
             ``ClsDataPreprocessor``. None takes the classifier's.
@@ -137,6 +143,7 @@ class LSSKD(PSKD):
                  branch_target_weight: float = 0.,
                  evaluate_branches: bool = False,
                  channels_last: bool = False,
+                 compile_losses: Optional[dict] = None,
                  data_preprocessor: Optional[Union[dict, nn.Module]] = None,
                  init_cfg: Optional[dict] = None) -> None:
         input_size = _input_size(aux_neck)
@@ -165,6 +172,7 @@ class LSSKD(PSKD):
             architecture,
             loss_cls=loss_cls,
             channels_last=channels_last,
+            compile_losses=compile_losses,
             data_preprocessor=data_preprocessor,
             init_cfg=init_cfg)
         self._classifier_positions = positions
@@ -190,6 +198,8 @@ class LSSKD(PSKD):
                     'and LSSKD fills it in.')
         check_loss_cfg('loss_feat', loss_feat, optional=True)
         self.loss_feat = MODELS.build(loss_feat) if loss_feat else None
+        self._feat_loss_stacked = bool(
+            loss_feat) and averages_over_rows(self.loss_feat)
         check_loss_cfg('loss_cls_distill', loss_cls_distill, optional=True)
         self.loss_cls_distill = (
             MODELS.build(loss_cls_distill) if loss_cls_distill else None)
@@ -300,23 +310,27 @@ class LSSKD(PSKD):
                 'classifier reads, or freeze those parameters '
                 '(frozen_stages).')
 
-    def loss(self, inputs: torch.Tensor,
-             data_samples: List[DataSample]) -> Dict[str, torch.Tensor]:
+    def compute_losses(self, inputs: torch.Tensor, labels: torch.Tensor,
+                       past: PastPredictions, past_weight: torch.Tensor):
         """One LSSKD training forward: every loss term, logged apart.
+
+        The part can be traced by torch.compile as one graph (see
+        :meth:`PSKD.compute_losses`).
 
         Args:
             inputs (torch.Tensor): Preprocessed images, (B, C, H, W).
-            data_samples (List[DataSample]): Their data samples, with
-                ``gt_label`` and ``sample_idx``.
+            labels (torch.Tensor): Their labels, (B, ).
+            past (PastPredictions): The store's rows of the batch.
+            past_weight (torch.Tensor): Weight of each past prediction in
+                the targets, (B, ): ``alpha_t`` where one exists, else 0.
 
         Returns:
-            dict[str, torch.Tensor]: ``loss_cls``, ``loss_hier``,
-            ``loss_kl``, ``loss_feat`` (unless dropped),
-            ``loss_cls_distill`` (if set) and each branch's training
-            accuracy.
+            tuple: The loss dict (``loss_cls``, ``loss_hier``, ``loss_kl``,
+            ``loss_feat`` unless dropped, ``loss_cls_distill`` if set, and
+            each branch's training accuracy), and the step's detached
+            predictions for the store: final distributions (B, C) and
+            branch SADs (num_branches, B, K, C * K).
         """
-        labels, indices, past, past_weight = self._batch_targets_inputs(
-            inputs, data_samples)
         batch = inputs.size(0)
 
         # One backbone pass over every view; the unrotated views come first.
@@ -336,7 +350,8 @@ class LSSKD(PSKD):
 
         # The auxiliary branches see every view, with joint labels.
         aux_feats = self.aux_neck(stages)
-        aux_logits = self.aux_head(aux_feats)
+        # Stacked once, (num_branches, K * B, C * K), for every use below.
+        aux_logits = stack_branches(self.aux_head(aux_feats))
         # The deepest branch's class logits of the views the classifier
         # classifies, detached: its teacher and its target's share.
         teacher = None
@@ -352,8 +367,9 @@ class LSSKD(PSKD):
             self.aux_head.loss(aux_logits,
                                self.view_transform.joint_labels(labels),
                                past.branches,
-                               self.alpha * past.branch_written.to(
-                                   inputs.dtype)))
+                               # alpha_t where the branch row was stored.
+                               past.branch_written.to(past_weight.dtype) *
+                               past_weight.repeat(self.num_views)))
         if self.loss_cls_distill is not None:
             losses['loss_cls_distill'] = self.loss_cls_distill(
                 logits, teacher)
@@ -364,14 +380,15 @@ class LSSKD(PSKD):
             if last_feat.dim() == 4:
                 last_feat = F.adaptive_avg_pool2d(last_feat, 1).flatten(1)
             last_feat = last_feat.detach()
-            losses['loss_feat'] = sum(
-                self.loss_feat(feat, last_feat) for feat in aux_feats[:-1])
+            shallower = torch.stack(aux_feats[:-1])
+            losses['loss_feat'] = sum_over_parts(
+                self.loss_feat, shallower, last_feat.expand_as(shallower),
+                self._feat_loss_stacked)
 
         branch_probs = self.aux_head.probabilities(aux_logits)
-        self._step_predictions = (
-            indices, cls_logits.detach().softmax(dim=1),
-            branch_probs.unflatten(1, (self.num_views, batch)).transpose(1, 2))
-        return losses
+        return losses, (cls_logits.detach().softmax(dim=1),
+                        branch_probs.unflatten(
+                            1, (self.num_views, batch)).transpose(1, 2))
 
     def _classifier_targets(self, labels, past, past_weight,
                             branch_logits) -> torch.Tensor:

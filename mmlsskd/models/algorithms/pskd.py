@@ -8,6 +8,7 @@ from mmpretrain.structures import DataSample
 from mmrazor.models.algorithms import BaseAlgorithm
 from torch import nn
 
+from ...engine.past_prediction_store import PastPredictions
 from ...utils.validation import (check_finite_losses, check_loss_cfg,
                                  config_error)
 from ..utils import (backbone_settings_error, head_fix,
@@ -37,6 +38,13 @@ class PSKD(BaseAlgorithm):
             so the activations, in the channels-last memory format. It is
             set at build time, before a DDP wrapper records the weights'
             layout. Defaults to False.
+        compile_losses (dict, optional): ``torch.compile`` options for the
+            training forward and its losses (:meth:`compute_losses`, which
+            traces as one graph), e.g. ``dict(mode='reduce-overhead')`` for
+            CUDA graphs on a GPU. Unlike mmengine's ``compile``, which
+            compiles the whole ``train_step`` with the backward and the
+            optimizer step, it leaves those eager. None runs everything
+            eagerly. Defaults to None.
         past_prediction (str): ``'own'``: the sample's past prediction, as
             PS-KD. ``'uniform'``: an ablation that puts the uniform
             distribution in its place, so that the target is label smoothing
@@ -53,6 +61,7 @@ class PSKD(BaseAlgorithm):
                  loss_cls: dict = dict(
                      type='CrossEntropyLoss', use_soft=True),
                  channels_last: bool = False,
+                 compile_losses: Optional[dict] = None,
                  past_prediction: str = 'own',
                  data_preprocessor: Optional[Union[dict, nn.Module]] = None,
                  init_cfg: Optional[dict] = None) -> None:
@@ -121,6 +130,17 @@ class PSKD(BaseAlgorithm):
         self._unchecked_losses = None
         self.channels_last = channels_last
         self._apply_memory_format()
+        # Compiled unbound, so that a deep copy of the model (an EMA hook
+        # makes one) runs it on its own weights, not on these.
+        self._compute_losses = type(self).compute_losses
+        if compile_losses is not None:
+            if not isinstance(compile_losses, dict):
+                raise config_error(
+                    'compile_losses', f'must be a dict of torch.compile '
+                    f'options or None, got {compile_losses!r}',
+                    "Use e.g. compile_losses=dict(mode='reduce-overhead').")
+            self._compute_losses = torch.compile(self._compute_losses,
+                                                 **compile_losses)
 
     def extract_feat(self, inputs: torch.Tensor, stage: str = 'neck'):
         """The deployed classifier's features, as mmpretrain's
@@ -256,15 +276,39 @@ class PSKD(BaseAlgorithm):
         """
         labels, indices, past, past_weight = self._batch_targets_inputs(
             inputs, data_samples)
+        losses, predictions = self._compute_losses(self, inputs, labels,
+                                                   past, past_weight)
+        self._step_predictions = (indices, *predictions)
+        return losses
+
+    def compute_losses(self, inputs: torch.Tensor, labels: torch.Tensor,
+                       past: PastPredictions, past_weight: torch.Tensor):
+        """The training forward and its losses, from tensors alone.
+
+        The part can be traced by torch.compile as one graph: it reads no
+        Python value that changes between steps or epochs (``alpha_t`` is
+        inside ``past_weight``) and nothing back from the device.
+
+        Args:
+            inputs (torch.Tensor): Preprocessed images, (B, C, H, W).
+            labels (torch.Tensor): Their labels, (B, ).
+            past (PastPredictions): The store's rows of the batch.
+            past_weight (torch.Tensor): Weight of each past prediction in
+                the target, (B, ): ``alpha_t`` where one exists, else 0.
+
+        Returns:
+            tuple: The loss dict, and the step's detached predictions for
+            the store: final distributions (B, C) and branch SADs
+            (num_branches, B, K, C * K).
+        """
         logits = self.architecture(inputs, mode='tensor')
-        self._step_predictions = (indices, logits.detach().softmax(dim=1),
-                                  logits.new_zeros(0, len(labels), 1,
-                                                   self.num_classes))
+        predictions = (logits.detach().softmax(dim=1),
+                       logits.new_zeros(0, len(labels), 1, self.num_classes))
         return dict(
             loss_cls=self.loss_cls(
                 logits,
                 progressive_targets(labels, self.num_classes, past.final,
-                                    past_weight)))
+                                    past_weight))), predictions
 
     def _batch_targets_inputs(self, inputs: torch.Tensor,
                               data_samples: List[DataSample]):

@@ -1,5 +1,4 @@
 import torch
-import torch.nn.functional as F
 
 
 def progressive_targets(labels: torch.Tensor, num_classes: int,
@@ -11,16 +10,27 @@ def progressive_targets(labels: torch.Tensor, num_classes: int,
     ``a = alpha_t`` where a past prediction exists and ``a = 0`` where none
     does (the first epoch), see Kim et al., ICCV 2021.
 
+    Leading dimensions broadcast: the past predictions of several branches,
+    (S, N, C), take one (N, ) set of labels and weights.
+
     Args:
         labels (torch.Tensor): Hard labels of shape (N, ).
         num_classes (int): Number of classes of the one-hot part.
-        past_probs (torch.Tensor): Past predicted distributions, (N, C).
+        past_probs (torch.Tensor): Past predicted distributions, (..., N, C).
         past_weight (torch.Tensor): The per-row weight ``a`` of the past
             prediction, shape (N, ), in [0, 1].
 
     Returns:
-        torch.Tensor: Targets of shape (N, C); every row sums to 1.
+        torch.Tensor: Targets of the shape of ``past_probs``; every row
+        sums to 1.
     """
-    onehot = F.one_hot(labels, num_classes).to(past_probs.dtype)
+    if past_probs.size(-1) != num_classes:
+        raise ValueError(f'past_probs has {past_probs.size(-1)} classes, '
+                         f'the labels {num_classes}.')
+    # Not F.one_hot: it reads the labels' range back from the device every
+    # call (the range is checked on the host, before the step).
+    onehot = torch.zeros(len(labels), num_classes, dtype=past_probs.dtype,
+                         device=past_probs.device).scatter_(
+                             1, labels.unsqueeze(1), 1)
     weight = past_weight.to(past_probs.dtype).unsqueeze(1)
     return torch.lerp(onehot, past_probs, weight)

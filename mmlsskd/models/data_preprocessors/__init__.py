@@ -1,0 +1,3 @@
+from .batched_cls_data_preprocessor import BatchedClsDataPreprocessor
+
+__all__ = ['BatchedClsDataPreprocessor']

@@ -1,0 +1,210 @@
+"""Count the operations one training step dispatches: what a GPU pays for.
+
+On a GPU a ResNet-20 step is host-bound: every ATen operation costs a
+kernel launch and some microseconds of Python and dispatcher work, whatever
+its size. So the number of operations a step dispatches predicts its GPU
+time where the arithmetic is small, and it can be counted on the CPU. This
+script counts them, with a ``TorchDispatchMode`` around one training step
+after a warm-up step, for:
+
+- ``plain``, ``PS-KD`` and ``LSSKD``: the Runner's ``run_iter`` on a real
+  CIFAR-100 batch of the shipped configs (data preprocessor, forward,
+  losses, backward, hooks, optimizer step), at two batch sizes;
+- with ``--hsakd PATH`` (a checkout of the official HSSAKD code,
+  winycg/HSAKD, read from there and never copied here), the official
+  training steps counted the same way: its baseline step (``plain``) and
+  its 4-view step with a joint-label classifier after every stage.
+
+The optimizer's own operations are counted apart (torch's global optimizer
+step hooks mark them): they depend on the foreach/fused choice, which both
+codes can make alike. ``--collate pseudo_collate`` counts what a config
+that keeps mmpretrain's default collate function pays.
+
+Example::
+
+    python tools/benchmarks/op_count.py ../shared/data/cifar-100-python \\
+        --hsakd ~/HSAKD
+"""
+import argparse
+import collections
+import sys
+import tempfile
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch.optim.optimizer import (register_optimizer_step_post_hook,
+                                   register_optimizer_step_pre_hook)
+from torch.utils._python_dispatch import TorchDispatchMode
+
+import mmlsskd  # noqa: F401  (registers LSSKD's components)
+
+from cifar100_students import add_student_arguments  # beside this script
+from training_efficiency import (build_runner, ready_to_step, step_config,
+                                 training_step)
+
+METHODS = {'plain': 'plain', 'PS-KD': 'pskd', 'LSSKD': 'lsskd'}
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_student_arguments(parser)
+    parser.add_argument('--batch-sizes', type=int, nargs=2, default=[16, 64])
+    parser.add_argument(
+        '--collate', default=None,
+        help="the training loader's collate_fn type (default: the config's)")
+    parser.add_argument(
+        '--hsakd', default=None,
+        help='a checkout of the official HSSAKD code (winycg/HSAKD): count '
+        'its plain and 4-view training steps the same way')
+    parser.add_argument(
+        '--by-op', action='store_true',
+        help='also print every operation name and its count per step')
+    return parser.parse_args()
+
+
+class OperationCounter(TorchDispatchMode):
+    """Counts every ATen operation dispatched inside it, by name, with the
+    optimizer's step apart."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.step = collections.Counter()
+        self.optimizer = collections.Counter()
+        self.in_optimizer = False
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        counts = self.optimizer if self.in_optimizer else self.step
+        counts[str(func.overloadpacket)] += 1
+        return func(*args, **(kwargs or {}))
+
+
+def count(step) -> OperationCounter:
+    """Run ``step`` once to warm up (the optimizer's state appears), then
+    once counted."""
+    step()
+    counter = OperationCounter()
+
+    def enter(*args):
+        counter.in_optimizer = True
+
+    def leave(*args):
+        counter.in_optimizer = False
+
+    handles = [register_optimizer_step_pre_hook(enter),
+               register_optimizer_step_post_hook(leave)]
+    try:
+        with counter:
+            step()
+    finally:
+        for handle in handles:
+            handle.remove()
+    return counter
+
+
+def our_step(name: str, batch_size: int, args: argparse.Namespace,
+             work_dir: str):
+    """The Runner's training step of the shipped ``name`` config."""
+    args = argparse.Namespace(**vars(args), batch_size=batch_size)
+    cfg = step_config(METHODS[name], args, work_dir)
+    if args.collate:
+        cfg.train_dataloader.collate_fn = dict(type=args.collate)
+    runner = ready_to_step(build_runner(cfg))
+    return training_step(runner, next(iter(runner.train_dataloader)))
+
+
+def official_steps(root: str, batch_size: int) -> dict:
+    """The official code's training steps on a random batch of
+    ``batch_size`` uint8 CIFAR images, as its training loops run them
+    (the per-step accuracy bookkeeping left out, as ours logs in windows)."""
+    sys.path.insert(0, root)
+    import models  # the official code's package
+
+    device = 'cuda' if torch.cuda.is_available() else 'cpu'
+    images = torch.randint(0, 256, (batch_size, 3, 32, 32), dtype=torch.uint8)
+    targets = torch.randint(0, 100, (batch_size, ))
+
+    def plain_step(net, optimizer):
+        # train_baseline_cifar.py
+        inputs, target = images.float().to(device), targets.to(device)
+        optimizer.zero_grad()
+        loss = F.cross_entropy(net(inputs), target)
+        loss.backward()
+        optimizer.step()
+
+    def views_step(net, optimizer):
+        # train_teacher_cifar.py: four rotations, joint labels, a CE per
+        # joint-label classifier and one on the unrotated views.
+        inputs, target = images.float().to(device), targets.to(device)
+        size = inputs.shape[1:]
+        inputs = torch.stack([torch.rot90(inputs, k, (2, 3))
+                              for k in range(4)], 1).view(-1, *size)
+        labels = torch.stack([target * 4 + i for i in range(4)], 1).view(-1)
+        optimizer.zero_grad()
+        logits, ss_logits = net(inputs, grad=True)
+        loss = sum(F.cross_entropy(x, labels) for x in ss_logits)
+        loss = loss + F.cross_entropy(logits[0::4], target)
+        loss.backward()
+        optimizer.step()
+
+    steps = {}
+    for name, arch, step in (('official HSSAKD: plain', 'resnet20',
+                              plain_step),
+                             ('official HSSAKD: 4 views + 3 joint-label '
+                              'heads', 'resnet20_aux', views_step)):
+        net = getattr(models, arch)(num_classes=100).to(device).train()
+        optimizer = torch.optim.SGD(net.parameters(), lr=0.05, momentum=0.9,
+                                    weight_decay=5e-4, nesterov=True)
+        steps[name] = (lambda n=net, o=optimizer, s=step: s(n, o))
+    return steps
+
+
+def main() -> None:
+    args = parse_args()
+    rows = collections.defaultdict(dict)
+    by_op = {}
+    with tempfile.TemporaryDirectory() as work_dir:
+        for batch_size in args.batch_sizes:
+            for name in METHODS:
+                counter = count(our_step(name, batch_size, args,
+                                         f'{work_dir}/{name}{batch_size}'))
+                rows[f'ours: {name}'][batch_size] = counter
+                by_op[f'ours: {name}, batch {batch_size}'] = counter
+            if args.hsakd:
+                for name, step in official_steps(args.hsakd,
+                                                 batch_size).items():
+                    rows[name][batch_size] = count(step)
+
+    sizes = args.batch_sizes
+    collate = args.collate or "the config's collate_fn"
+    print(f'\n{args.model}; ATen operations per training step outside the '
+          f"optimizer's step (the optimizer's own in brackets); {collate}\n")
+    print('| step | ' + ' | '.join(f'batch {b}' for b in sizes) + ' |')
+    print('|---|' + '---|' * len(sizes))
+    for name, counts in rows.items():
+        cells = [f'{sum(counts[b].step.values())} '
+                 f'({sum(counts[b].optimizer.values())})' for b in sizes]
+        print(f'| {name} | ' + ' | '.join(cells) + ' |')
+    growth = {
+        name: sum(counts[sizes[1]].step.values()) -
+        sum(counts[sizes[0]].step.values())
+        for name, counts in rows.items()
+    }
+    print(f'\noperations that grow from batch {sizes[0]} to {sizes[1]}: ' +
+          ', '.join(f'{name} {grown:+d}' for name, grown in growth.items()))
+    official = {name: counts[sizes[1]] for name, counts in rows.items()
+                if name.startswith('official')}
+    if official:
+        plain, views = (sum(c.step.values()) for c in official.values())
+        for ours, theirs in (('ours: plain', plain), ('ours: LSSKD', views)):
+            mine = sum(rows[ours][sizes[1]].step.values())
+            print(f'{ours} / official, batch {sizes[1]}: {mine} / {theirs} '
+                  f'= {mine / theirs:.2f}')
+    if args.by_op:
+        for name, counter in by_op.items():
+            print(f'\n{name}: ' + ', '.join(
+                f'{op} {n}' for op, n in counter.step.most_common()))
+
+
+if __name__ == '__main__':
+    main()
