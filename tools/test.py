@@ -16,7 +16,8 @@ from mmengine.runner import Runner
 
 import mmlsskd  # noqa: F401  (patches mmrazor and checkpoint loading first)
 from mmlsskd.engine import CheckpointFitHook
-from mmlsskd.utils import destroy_process_group, setup_cpu_distributed
+from mmlsskd.utils import (destroy_process_group,
+                           refusals_without_traceback, setup_cpu_distributed)
 from mmlsskd.utils.validation import check_checkpoint_file
 
 
@@ -139,6 +140,7 @@ def main() -> None:
 
 if __name__ == '__main__':
     try:
-        main()
+        with refusals_without_traceback():
+            main()
     finally:
         destroy_process_group()

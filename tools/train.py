@@ -12,6 +12,7 @@ from mmengine.runner import Runner
 
 import mmlsskd  # noqa: F401  (patches mmrazor and checkpoint loading first)
 from mmlsskd.utils import (destroy_process_group, lock_work_dir,
+                           refusals_without_traceback,
                            reuse_freed_heap_memory, setup_cpu_distributed)
 from mmlsskd.utils.validation import config_error
 
@@ -153,6 +154,7 @@ def main() -> None:
 
 if __name__ == '__main__':
     try:
-        main()
+        with refusals_without_traceback():
+            main()
     finally:
         destroy_process_group()

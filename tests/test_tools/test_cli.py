@@ -185,3 +185,31 @@ def test_a_second_run_in_a_held_work_dir_refuses_to_start(tiny_cfg_options,
         holder.wait()
     run(train, tmp_path)  # the killed holder's lock is gone with it
     assert (work / 'epoch_1.pth').is_file()
+
+
+def test_tools_print_a_refusal_without_a_traceback(tiny_cfg_options,
+                                                   tmp_path):
+    """A refusal the project raised on purpose is its message and exit
+    status 1 in every tool; the traceback would bury it."""
+    train = run([
+        sys.executable, 'tools/train.py', CONFIG, '--work-dir',
+        str(tmp_path / 'work'), '--cfg-options', *tiny_cfg_options,
+        'model.view_transform.angles=[90,0]'
+    ], tmp_path, succeed=False)
+    test = run([
+        sys.executable, 'tools/test.py', CONFIG,
+        str(tmp_path / 'missing.pth'), '--work-dir', str(tmp_path / 'work')
+    ], tmp_path, succeed=False)
+    export = run([
+        sys.executable, 'tools/deployment/export_student.py', CONFIG,
+        str(tmp_path / 'missing.pth')
+    ], tmp_path, succeed=False)
+    for out, message in (
+            (train, 'LSSKDConfigError: view_transform.angles: must start '
+             'with 0'),
+            (test, f'LSSKDCheckpointError: test: checkpoint '
+             f'{tmp_path}/missing.pth does not exist'),
+            (export, f'{tmp_path}/missing.pth')):
+        assert message in out, out[-2000:]
+    for out in (train, test, export):
+        assert 'Traceback' not in out, out[-3000:]

@@ -36,6 +36,7 @@ from mmlsskd.deployment import (ONNX_OPSET, drop_branch_only_weights,
                                 export_onnx, load_student_weights,
                                 load_training_checkpoint, onnx_logits,
                                 student_checkpoint, student_config)
+from mmlsskd.utils import refusals_without_traceback
 
 
 def parse_args() -> argparse.Namespace:
@@ -184,4 +185,5 @@ def main() -> None:
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    with refusals_without_traceback():
+        sys.exit(main())
