@@ -1,5 +1,6 @@
 """Train a model with LSSKD (same flags as mmpretrain's tools/train.py)."""
 import argparse
+import logging
 import os
 import os.path as osp
 
@@ -7,6 +8,7 @@ import torch
 from mmengine.config import Config, DictAction
 from mmengine.device import (is_cuda_available, is_mlu_available,
                              is_musa_available, is_npu_available)
+from mmengine.logging import print_log
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
@@ -14,7 +16,7 @@ import mmlsskd  # noqa: F401  (patches mmrazor and checkpoint loading first)
 from mmlsskd.utils import (destroy_process_group, lock_work_dir,
                            refusals_without_traceback,
                            reuse_freed_heap_memory, setup_cpu_distributed)
-from mmlsskd.utils.validation import config_error
+from mmlsskd.utils.validation import config_error, latest_checkpoint
 
 
 def parse_args() -> argparse.Namespace:
@@ -137,6 +139,14 @@ def main() -> None:
     # Held until the process ends: a second run in this work_dir would
     # overwrite this one's checkpoints.
     lock = lock_work_dir(cfg.work_dir)  # noqa: F841
+    if cfg.get('resume') and cfg.get('load_from') is None:
+        # mmengine trusts last_checkpoint as written (empty, or the old
+        # path of a work dir moved since).
+        path, why = latest_checkpoint(cfg.work_dir)
+        if why is not None:
+            print_log(f'resume: {why}.', logger='current',
+                      level=logging.WARNING)
+            cfg.load_from = path
     setup_cpu_distributed(cfg, args.launcher)
     # On the CPU, LSSKD's four-view activations are large enough for glibc
     # to map and unmap them every step; keep them on the heap instead.

@@ -143,7 +143,14 @@ class ClassStratifiedSubset:
         return self._labels()[self.indices]
 
     def __getitem__(self, idx: int) -> dict:
-        return self.dataset.pipeline(self.get_data_info(idx))
+        pipeline = getattr(self.dataset, 'pipeline', None)
+        if pipeline is not None:
+            return pipeline(self.get_data_info(idx))
+        # A wrapper (ConcatDataset, RepeatDataset) runs its parts' own
+        # pipelines; the packed sample then carries the subset's index.
+        sample = self.dataset[self.get_ori_index(idx)]
+        sample['data_samples'].set_metainfo(dict(sample_idx=idx))
+        return sample
 
     def __len__(self) -> int:
         self.full_init()

@@ -12,7 +12,8 @@ from mmengine.runner import CheckpointLoader
 from mmpretrain import registry as mmpretrain_registry
 
 from ..utils.validation import (check_checkpoint_file, check_finite_weights,
-                                describe_differences, state_dict_differences)
+                                checkpoint_state_dict, describe_differences,
+                                state_dict_differences)
 
 PREFIX = 'architecture.'
 WRAPPERS = ('LSSKD', 'PSKD')
@@ -183,8 +184,7 @@ def load_training_checkpoint(path: str) -> dict:
     except Exception as error:
         raise ValueError(
             f'Cannot read {path} as a PyTorch checkpoint: {error}') from error
-    state = checkpoint.get('state_dict') if isinstance(checkpoint,
-                                                       dict) else None
+    state = checkpoint_state_dict(checkpoint)
     if not isinstance(state, dict) or not any(
             k.startswith(PREFIX) for k in state):
         raise ValueError(
@@ -192,6 +192,8 @@ def load_training_checkpoint(path: str) -> dict:
             f'no {PREFIX!r} weights. A plain classifier checkpoint needs no '
             f'export; load it with mmpretrain directly.')
     check_finite_weights(state, path, 'export')
+    if state is checkpoint:  # a bare state dict, as torch.save writes one
+        checkpoint = dict(state_dict=state)
     return checkpoint
 
 

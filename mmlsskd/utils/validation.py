@@ -7,11 +7,13 @@ non-finite losses before the optimizer or the past-prediction store sees
 them.
 """
 import difflib
+import glob
 import math
 import os
 import os.path as osp
+import re
 import zipfile
-from typing import Dict, Iterable, Optional
+from typing import Dict, Iterable, Optional, Tuple
 
 import torch
 from mmengine.registry import DefaultScope
@@ -163,6 +165,65 @@ def check_dataset_fits(dataset, num_classes: int) -> None:
                 'which numbers them 0..N-1 across the parts.')
 
 
+def check_sample_index_space(dataset) -> None:
+    """Every training sample carries its own ``sample_idx`` in the
+    store's ``[0, N)``: two images with one index would share a row of
+    past predictions (and another row would never be written).
+
+    It reads each sample's annotation once (``get_data_info``, no image
+    decoding), before training; a dataset without ``get_data_info`` is
+    checked step by step only (the range, in :meth:`PastPredictionStore.
+    update`).
+
+    Raises:
+        LSSKDConfigError: Naming the first index out of range or repeated.
+    """
+    indexed = indexed_dataset(dataset)
+    get_data_info = getattr(indexed, 'get_data_info', None)
+    if get_data_info is None:
+        return
+    size, name = len(indexed), type(indexed).__name__
+    owner = {}
+    for i in range(size):
+        index = get_data_info(i).get('sample_idx', i)
+        if not 0 <= index < size:
+            raise config_error(
+                'sample_idx', f'sample {i} of {name} carries sample_idx='
+                f'{index}, outside the [0, {size}) its past predictions are '
+                f'stored in', 'Each sample must carry its own index in the '
+                'training set (get_data_info(i)[\'sample_idx\'] == i, as '
+                'mmengine\'s BaseDataset sets it).')
+        if index in owner:
+            raise config_error(
+                'sample_idx', f'samples {owner[index]} and {i} of {name} both '
+                f'carry sample_idx={index}, so their past predictions would '
+                f'overwrite each other', 'Each sample must carry its own '
+                'index in the training set (get_data_info(i)[\'sample_idx\'] '
+                '== i, as mmengine\'s BaseDataset sets it); for '
+                "concatenated parts use dict(type='GlobalIndexConcatDataset', "
+                'datasets=[...]).')
+        owner[index] = i
+
+
+def check_steps_per_epoch(loader) -> None:
+    """An epoch has at least one training step: otherwise checkpoints of
+    untrained weights and an empty store would be saved as trained."""
+    if len(loader):
+        return
+    size, batch = len(loader.dataset), loader.batch_size
+    if getattr(loader, 'drop_last', False) and size:
+        raise config_error(
+            'train_dataloader', f'drop_last=True drops the only, incomplete '
+            f'batch: {size} training images (on this rank) and '
+            f'batch_size={batch} leave no step in an epoch',
+            f'Set train_dataloader.batch_size to at most {size}, or '
+            f'drop_last=False.')
+    raise config_error(
+        'train_dataloader.dataset', 'the training set yields no batch on '
+        'this rank, so no epoch would train', 'Check the dataset\'s path '
+        'and filters (it has no image), or train on fewer processes.')
+
+
 def indexed_dataset(dataset):
     """The dataset whose indices the training samples carry as
     ``sample_idx``, i.e. the one the past-prediction store indexes.
@@ -295,6 +356,62 @@ def is_remote(path: str) -> bool:
     return '://' in str(path)
 
 
+def _checkpoint_number(path: str) -> int:
+    return int(re.search(r'_(\d+)\.pth$', path).group(1))
+
+
+def latest_checkpoint(work_dir: str) -> Tuple[Optional[str], Optional[str]]:
+    """The checkpoint ``--resume`` continues from, and why it is not the
+    one ``last_checkpoint`` names, if it is not.
+
+    mmengine trusts ``last_checkpoint`` as written; it can be empty (a
+    write of it interrupted), name no file (a work directory moved or
+    copied elsewhere keeps the old absolute path) or be missing while
+    checkpoints are there. Then the same file name in ``work_dir``, else the
+    latest ``epoch_N.pth`` (else ``iter_N.pth``) there is used.
+
+    Args:
+        work_dir (str): The run's work directory.
+
+    Returns:
+        tuple: The checkpoint (None: nothing to resume, a fresh start) and,
+        when it is not what ``last_checkpoint`` names, the reason, for the
+        log.
+
+    Raises:
+        LSSKDCheckpointError: If ``last_checkpoint`` exists but names no
+            usable file and the work directory holds no checkpoint.
+    """
+    record = osp.join(work_dir, 'last_checkpoint')
+    named = None
+    if osp.isfile(record):
+        with open(record) as f:
+            named = f.read().strip()
+        if named and osp.isfile(named):
+            return named, None
+    if named:
+        here = osp.join(work_dir, osp.basename(named))
+        problem = f'{record} names {named}, which does not exist'
+        if osp.isfile(here):
+            return here, (f'{problem}; resuming from {here} (the work '
+                          f'directory was moved or copied?)')
+    else:
+        problem = f'{record} is ' + ('empty' if named == '' else 'missing')
+    for kind in ('epoch', 'iter'):
+        found = glob.glob(osp.join(work_dir, f'{kind}_*.pth'))
+        found = [p for p in found if re.search(r'_(\d+)\.pth$', p)]
+        if found:
+            latest = max(found, key=_checkpoint_number)
+            return latest, (f'{problem}; resuming from the latest checkpoint '
+                            f'in the work directory, {latest}')
+    if named is None:
+        return None, None  # nothing to resume: a fresh start
+    raise LSSKDCheckpointError(
+        _message('resume', f'{problem}, and {work_dir} holds no epoch_N.pth '
+                 f'or iter_N.pth', 'Give the checkpoint to resume from: '
+                 '--resume PATH.'))
+
+
 def check_checkpoint_file(path: str, purpose: str) -> None:
     """A local checkpoint file exists and is complete: a PyTorch zip
     archive whose every member passes its CRC, or a file in torch.save's
@@ -416,6 +533,15 @@ def check_checkpoint_fits(state_dict: dict, model: torch.nn.Module,
         _message(
             purpose, f'checkpoint {path} is not one of this model '
             f'({describe_differences(differences)})', fix))
+
+
+def checkpoint_state_dict(checkpoint: dict) -> dict:
+    """The weights of a loaded checkpoint, in either form mmengine loads:
+    ``{'state_dict': ..., 'meta': ...}`` as the Runner saves it, or a bare
+    state dict (``torch.save(model.state_dict(), path)``)."""
+    if isinstance(checkpoint, dict) and 'state_dict' in checkpoint:
+        return checkpoint['state_dict']
+    return checkpoint
 
 
 def check_loaded_weights(state_dict: dict, model: torch.nn.Module, path: str,

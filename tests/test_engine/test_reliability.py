@@ -10,7 +10,9 @@ from conftest import (NUM_CLASSES, TRAIN_PER_CLASS, hook_of, make_cfg,
                       resuming_runner, train_one_epoch)
 from mmengine.fileio.backends import LocalBackend
 from mmengine.runner import Runner
+from mmpretrain.registry import DATASETS
 
+from mmlsskd.datasets import LocalCIFAR100
 from mmlsskd.engine.hooks.past_prediction_hook import CHECKPOINT_KEY
 from mmlsskd.models import PSKD, RotationJointHead
 from mmlsskd.utils import (CheckpointWriteError, LSSKDCheckpointError,
@@ -607,3 +609,148 @@ def test_a_resume_with_another_schedule_is_told_it_keeps_the_old_one(
     assert runner.epoch == 2
     log = next((tmp_path / 'same').glob('*/*.log')).read_text()
     assert 'resumed epoch: 1' in log and 'parameter schedules' not in log
+
+
+@DATASETS.register_module(force=True)
+class RepeatingIndexCIFAR(LocalCIFAR100):
+    """Gives sample i the index i % 8: a dataset that repeats indices."""
+
+    def get_data_info(self, idx: int) -> dict:
+        info = super().get_data_info(idx)
+        info['sample_idx'] = idx % 8
+        return info
+
+
+def test_repeated_sample_indices_from_any_dataset_are_refused(
+        tiny_cfg_options, tmp_path):
+    cfg = make_cfg(tiny_cfg_options, tmp_path, train_cfg=dict(max_epochs=1))
+    cfg.train_dataloader.dataset.type = 'RepeatingIndexCIFAR'
+    with pytest.raises(LSSKDConfigError,
+                       match=r'sample_idx: samples 0 and 8 of '
+                       r'RepeatingIndexCIFAR both carry sample_idx=0'):
+        Runner.from_cfg(cfg).train()
+    assert not list(tmp_path.glob('*.pth'))
+
+
+def test_an_epoch_without_a_step_is_refused(tiny_cfg_options, tmp_path):
+    cfg = make_cfg(tiny_cfg_options, tmp_path,
+                   train_cfg=dict(max_epochs=2),
+                   train_dataloader=dict(batch_size=32, drop_last=True))
+    with pytest.raises(LSSKDConfigError,
+                       match=r'drop_last=True drops the only, incomplete '
+                       rf'batch: {NUM_TRAIN} training images .* and '
+                       r'batch_size=32 .* at most 20, or drop_last=False'):
+        Runner.from_cfg(cfg).train()
+    assert not list(tmp_path.glob('*.pth'))
+
+
+def test_a_bare_state_dict_loads_everywhere_mmengine_loads_it(
+        tiny_cfg_options, tmp_path):
+    """torch.save(model.state_dict()) is a checkpoint mmengine loads: as
+    load_from, in tools/test.py (CheckpointFitHook) and for export."""
+    from mmlsskd.deployment import load_training_checkpoint
+    from mmlsskd.engine import CheckpointFitHook
+    first = Runner.from_cfg(
+        make_cfg(tiny_cfg_options, tmp_path / 'first',
+                 train_cfg=dict(max_epochs=1)))
+    first.train()
+    bare = tmp_path / 'bare.pth'
+    torch.save(first.model.state_dict(), bare)
+
+    loaded = Runner.from_cfg(
+        make_cfg(tiny_cfg_options, tmp_path / 'loaded',
+                 train_cfg=dict(max_epochs=1), load_from=str(bare)))
+    loaded.train()  # trains from those weights, checked as fitting
+    tester = Runner.from_cfg(
+        make_cfg(tiny_cfg_options, tmp_path / 'tested', load_from=str(bare)))
+    tester.register_hook(CheckpointFitHook('test'))
+    metrics = tester.test()
+    assert 'accuracy/top1' in metrics
+    exported = load_training_checkpoint(str(bare))
+    assert set(exported['state_dict']) == set(first.model.state_dict())
+
+
+@pytest.mark.parametrize('wrapper', ['ConcatDataset',
+                                     'GlobalIndexConcatDataset',
+                                     'RepeatDataset'])
+def test_class_stratified_subset_over_a_wrapped_dataset(
+        tiny_cfg_options, tmp_path, wrapper):
+    from mmlsskd.datasets import ClassStratifiedSubset
+    cfg = make_cfg(tiny_cfg_options, tmp_path)
+    part = cfg.train_dataloader.dataset
+    inner = dict(type=wrapper, times=2, dataset=part) \
+        if wrapper == 'RepeatDataset' else dict(type=wrapper,
+                                                 datasets=[part, part])
+    subset = ClassStratifiedSubset(DATASETS.build(inner), fraction=0.5)
+    assert len(subset) == NUM_TRAIN  # half of each class of 2 x 20
+    samples = [subset[i] for i in range(len(subset))]
+    assert [s['data_samples'].sample_idx for s in samples] == list(
+        range(NUM_TRAIN))
+    assert [int(s['data_samples'].gt_label) for s in samples] == \
+        subset.get_gt_labels().tolist()
+
+
+@pytest.mark.parametrize('out_indices', [None, 'auto'])
+def test_a_loss_that_cannot_take_what_the_modules_give_fails_before_training(
+        tiny_cfg_options, tmp_path, out_indices):
+    """A neck that changes the feature size (as HRNet's fuses its stages
+    to 2048) leaves feature consistency comparing features of two sizes:
+    refused before the first step, whichever stages the branches hang on,
+    and trains once the term is dropped."""
+    cfg = make_cfg(tiny_cfg_options, tmp_path, train_cfg=dict(max_epochs=1))
+    cfg.model.out_indices = out_indices
+    if out_indices is None:  # branches on what the backbone returns
+        cfg.model.architecture.backbone.out_indices = (0, 1, 2, 3)
+    cfg.model.architecture.neck = dict(type='LinearNeck', in_channels=32,
+                                       out_channels=16, gap_dim=2)
+    cfg.model.architecture.head.in_channels = 16
+    with pytest.raises(LSSKDConfigError,
+                       match=r"model.loss_feat: feature consistency compares "
+                       r"each shallower branch's feature \(sizes \[32, 32, "
+                       r"32\]\) with the feature the classifier's neck gives "
+                       r'\(size 16\).*Set model.loss_feat=None'):
+        Runner.from_cfg(cfg).train()
+    assert not list(tmp_path.glob('*.pth'))
+    cfg.model.loss_feat = None
+    Runner.from_cfg(cfg).train()
+    assert (tmp_path / 'epoch_1.pth').is_file()
+
+
+def test_resume_finds_the_checkpoint_last_checkpoint_fails_to_name(
+        tiny_cfg_options, tmp_path):
+    """An empty last_checkpoint, or one that holds the old absolute path of
+    a work directory moved since: --resume continues from the work
+    directory's own latest checkpoint and says so; with none, it names the
+    file at fault."""
+    first = train_one_epoch(tiny_cfg_options, tmp_path / 'first')
+    record = first / 'last_checkpoint'
+    assert record.read_text().strip() == str(first / 'epoch_1.pth')
+
+    moved = tmp_path / 'moved'
+    os.rename(first, moved)  # last_checkpoint keeps the old path
+    runner = resuming_runner(tiny_cfg_options, moved)
+    runner.train()
+    assert runner.epoch == 2 and (moved / 'epoch_2.pth').is_file()
+    logs = ''.join(p.read_text() for p in moved.glob('*/*.log'))
+    assert (f'resume: {moved}/last_checkpoint names {first}/epoch_1.pth, '
+            f'which does not exist; resuming from {moved}/epoch_1.pth'
+            ) in logs
+
+    (moved / 'last_checkpoint').write_text('')  # an interrupted write
+    runner = resuming_runner(tiny_cfg_options, moved,
+                             train_cfg=dict(max_epochs=3))
+    runner.train()
+    assert runner.epoch == 3
+    logs = ''.join(p.read_text() for p in moved.glob('*/*.log'))
+    assert (f'resume: {moved}/last_checkpoint is empty; resuming from the '
+            f'latest checkpoint in the work directory, {moved}/epoch_2.pth'
+            ) in logs
+
+    empty = tmp_path / 'empty'
+    empty.mkdir()
+    (empty / 'last_checkpoint').write_text('')
+    with pytest.raises(LSSKDCheckpointError,
+                       match=r'resume: .*last_checkpoint is empty, and .* '
+                       r'holds no epoch_N.pth or iter_N.pth. Give the '
+                       r'checkpoint to resume from: --resume PATH.'):
+        resuming_runner(tiny_cfg_options, empty).train()

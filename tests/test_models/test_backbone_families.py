@@ -305,3 +305,16 @@ def test_the_student_drops_the_norms_only_branches_read(name):
     load_student_weights(student, exported['state_dict'], 'model.pth',
                          'config.py')
     assert_same_logits(model, student, size)
+
+
+def test_an_input_size_the_backbone_cannot_take_names_input_size():
+    """VGG's own fully connected layers want 224x224 images: at 64 the
+    stage probe fails, and says which setting to change."""
+    vgg = architecture(dict(type='VGG', depth=11, num_classes=NUM_CLASSES),
+                       None, dict(type='ClsHead'))
+    with pytest.raises(LSSKDConfigError,
+                       match=r'aux_neck.input_size: VGG fails on a 64x64 '
+                       r'image \(mat1 and mat2 shapes cannot be multiplied.*'
+                       r'Set aux_neck.input_size to the size of the '
+                       r'training images'):
+        build_lsskd(vgg, 64)

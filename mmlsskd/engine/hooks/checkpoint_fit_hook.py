@@ -1,7 +1,8 @@
 from mmengine.hooks import Hook
 from mmpretrain.registry import HOOKS
 
-from ...utils.validation import check_checkpoint_file, check_loaded_weights
+from ...utils.validation import (check_checkpoint_file, check_loaded_weights,
+                                 checkpoint_state_dict)
 
 
 @HOOKS.register_module()
@@ -33,5 +34,5 @@ class CheckpointFitHook(Hook):
 
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
         """Check the loaded weights against the model."""
-        check_loaded_weights(checkpoint.get('state_dict', checkpoint),
+        check_loaded_weights(checkpoint_state_dict(checkpoint),
                              runner.model, runner._load_from, self.purpose)

@@ -12,9 +12,13 @@ from mmpretrain.registry import HOOKS
 from ...utils.validation import (LSSKDCheckpointError,
                                   check_checkpoint_file,
                                   check_dataset_fits, check_labels,
+                                  check_sample_index_space,
+                                  check_steps_per_epoch,
+                                  checkpoint_state_dict,
                                   check_loaded_weights, check_square_views,
                                   check_store_options, check_unit_interval,
-                                  config_error, sample_index_space,
+                                  config_error, latest_checkpoint,
+                                  sample_index_space,
                                   unwrap_model)
 from ..device_finite_guard import DeviceFiniteGuard
 from ..past_prediction_store import PastPredictionStore
@@ -172,6 +176,11 @@ class PastPredictionHook(Hook):
                 "augmentations (and, without a fixed seed, another data "
                 "order) than the uninterrupted run would. Add "
                 "dict(type='EpochSeedHook') to custom_hooks.")
+        if getattr(runner, '_resume', False) and runner._load_from is None:
+            path, why = latest_checkpoint(runner.work_dir)
+            if why is not None:
+                runner.logger.warning(f'resume: {why}.')
+                runner._load_from = path  # what load_or_resume resumes
         path, purpose = self._checkpoint_to_load(runner)
         if path is not None:
             check_checkpoint_file(path, purpose)
@@ -202,6 +211,8 @@ class PastPredictionHook(Hook):
         self._check_evaluators(runner, algorithm)
         dataset = loader.dataset
         check_dataset_fits(dataset, algorithm.num_classes)
+        check_sample_index_space(dataset)
+        check_steps_per_epoch(loader)
         if len(dataset):
             # One sample tells the image size, and a dry run whether every
             # module fits what it receives, before hours of training.
@@ -497,7 +508,7 @@ class PastPredictionHook(Hook):
         """Check the weights fit; restore the store on resume (``load_from``
         starts a fresh one)."""
         path, purpose = self._checkpoint_to_load(runner)
-        check_loaded_weights(checkpoint.get('state_dict', {}),
+        check_loaded_weights(checkpoint_state_dict(checkpoint),
                              self._algorithm(runner), path, purpose)
         if purpose != 'resume':
             return

@@ -252,7 +252,29 @@ class LSSKD(PSKD):
         outputs += list(
             run_named('model.aux_head', self.aux_head, features,
                       'the auxiliary neck gives'))
+        if self.loss_feat is not None:
+            self._check_feature_sizes(stages, features)
         return stages, outputs
+
+    def _check_feature_sizes(self, stages, features) -> None:
+        """Feature consistency pulls every shallower branch's feature
+        towards the feature the classifier's neck gives: they need one
+        size (a neck that fuses or projects, e.g. HRNet's, changes it)."""
+        classifier = self.architecture
+        feats = self.classifier_stages(stages)
+        if classifier.with_neck:
+            feats = classifier.neck(feats)
+        last = feats[-1] if isinstance(feats, (tuple, list)) else feats
+        size = last.shape[1]
+        sizes = [f.shape[-1] for f in features[:-1]]
+        if any(s != size for s in sizes):
+            raise config_error(
+                'model.loss_feat', f'feature consistency compares each '
+                f'shallower branch\'s feature (sizes {sizes}) with the '
+                f'feature the classifier\'s neck gives (size {size}), and '
+                f'they differ', 'Set model.loss_feat=None to train without '
+                'it, or hang the branches on stages whose last one gives '
+                'the classifier\'s feature (leave out_indices out).')
 
     def _check_wrapped_classifier(self, stages, input_size) -> None:
         """A dry run on one dummy image, in eval mode (no running statistic

@@ -204,8 +204,33 @@ class PSKD(BaseAlgorithm):
         try:
             with torch.no_grad():
                 self._forward_every_module(inputs)
+                self._check_losses(inputs)
         finally:
             self.train(was_training)
+
+    def _check_losses(self, inputs: torch.Tensor) -> None:
+        """The training losses on the dry run's batch (labels 0, no past
+        prediction): everything the first step computes before its
+        backward."""
+        batch, num_rows = inputs.size(0), inputs.size(0) * self.num_views
+        joint = self.num_classes * self.num_views
+        past = PastPredictions(
+            final=inputs.new_zeros(batch, self.num_classes),
+            branches=inputs.new_zeros(self.num_branches, num_rows, joint),
+            written=torch.zeros(batch, dtype=torch.bool,
+                                device=inputs.device),
+            branch_written=torch.zeros(num_rows, dtype=torch.bool,
+                                       device=inputs.device))
+        labels = torch.zeros(batch, dtype=torch.long, device=inputs.device)
+        try:
+            type(self).compute_losses(self, inputs, labels, past,
+                                      inputs.new_zeros(batch))
+        except RuntimeError as error:
+            raise config_error(
+                'model', f'the training losses fail on what the modules '
+                f'give ({error})', 'Check that every loss term\'s inputs '
+                'fit (loss_cls on the head\'s logits; for LSSKD also the '
+                'branch losses).') from error
 
     def _forward_every_module(self, inputs: torch.Tensor) -> tuple:
         """The classifier's backbone, neck and head on ``inputs``, each

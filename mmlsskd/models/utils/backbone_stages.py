@@ -112,9 +112,19 @@ def dry_run(backbone: nn.Module, input_size: Tuple[int, int]) -> tuple:
     mode (the backbone is left in the mode it had)."""
     was_training = backbone.training
     backbone.eval()
-    with torch.no_grad():
-        outs = backbone(torch.zeros(1, 3, *input_size))
-    backbone.train(was_training)
+    try:
+        with torch.no_grad():
+            outs = backbone(torch.zeros(1, 3, *input_size))
+    except RuntimeError as error:
+        # E.g. fully connected layers sized for another image size.
+        raise config_error(
+            'aux_neck.input_size', f'{type(backbone).__name__} fails on a '
+            f'{input_size[0]}x{input_size[1]} image ({error})', 'Set '
+            'aux_neck.input_size to the size of the training images after '
+            'the train pipeline (32 for CIFAR, 224 for ImageNet recipes).'
+        ) from error
+    finally:
+        backbone.train(was_training)
     return (outs, ) if torch.is_tensor(outs) else tuple(outs)
 
 
@@ -179,7 +189,11 @@ def _probe_backbone_stages(backbone_cfg: dict, input_size: Tuple[int, int],
             'model.out_indices', f'{name} has no out_indices, so LSSKD '
             f'cannot ask it for the stages its branches hang on',
             'Use a backbone that returns intermediate stages through '
-            'out_indices, or give LSSKD(aux_neck=...) a neck of your own.')
+            'out_indices, give LSSKD(aux_neck=...) a neck of your own, or '
+            'set LSSKD(out_indices=None) to hang a branch on each output '
+            'the backbone returns as configured (with loss_feat=None if '
+            'the classifier\'s neck changes the feature size, as '
+            'HRNet\'s does).')
     returned = dry_run(configured, input_size)
     for count in range(_output_count_hint(configured) + 2, 0, -1):
         cfg = dict(copy.deepcopy(backbone_cfg), out_indices=tuple(
