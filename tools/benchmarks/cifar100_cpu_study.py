@@ -123,18 +123,19 @@ DERIVED = {
     'lsskd-all-options': 'lsskd-cls-kd-all-branch-target',
 }
 RESULTS_PAGE = ROOT / 'docs/results.md'
-TABLE_BEGIN = '<!-- cifar100-study-table: begin -->'
-TABLE_END = '<!-- cifar100-study-table: end -->'
 README = ROOT / 'README.md'
-VERDICT_BEGIN = '<!-- cifar100-study-verdict: begin -->'
-VERDICT_END = '<!-- cifar100-study-verdict: end -->'
-SUMMARY_BEGIN = '<!-- cifar100-study-summary: begin -->'
-SUMMARY_END = '<!-- cifar100-study-summary: end -->'
+# The generated blocks, between markers named after them and the regime:
+# the table, the verdict and the past-prediction table in docs/results.md,
+# the verdict's summary in the README.
+TABLE, VERDICT, PAST, SUMMARY = ('cifar100-study-table',
+                                 'cifar100-study-verdict',
+                                 'past-prediction-table',
+                                 'cifar100-study-summary')
+# The regime the docs showed first: its markers carry no regime.
+FIRST_REGIME = 'resnet20_0.2frac_12e'
 # What tools/analysis_tools/past_prediction_quality.py measured in the
 # runs' final checkpoints, one JSON file per run.
 PAST_PREDICTIONS_DIR = ROOT / 'docs/results/past_predictions'
-PAST_BEGIN = '<!-- past-prediction-table: begin -->'
-PAST_END = '<!-- past-prediction-table: end -->'
 # A difference to cross-entropy is a verdict only with this many seeds.
 VERDICT_SEEDS = 3
 # Training precisions: the optimizer wrapper each trains with. A result's
@@ -285,6 +286,13 @@ def read_run(work_dir: Path) -> dict:
     return dict(curve=[curve[e] for e in sorted(curve)],
                 s_per_iter=statistics.median(iter_times),
                 parts=len(runs))
+
+
+def markers(block: str, args: argparse.Namespace) -> tuple:
+    """The begin and end markers of a generated ``block`` of the regime."""
+    name = block if regime(args) == FIRST_REGIME else \
+        f'{block} {regime(args)}'
+    return f'<!-- {name}: begin -->', f'<!-- {name}: end -->'
 
 
 def regime(args: argparse.Namespace) -> str:
@@ -485,6 +493,7 @@ def table(results: dict) -> list:
                   for r in runs)
     selection = any('selection' in r for runs in results.values()
                     for r in runs)
+    fit = any('train_fit' in r for runs in results.values() for r in runs)
     on = 'held-out' if holdout else 'test'
     header = ['method', 'seeds', f'{on} top-1, last epoch',
               f'{on} top-5, last epoch',
@@ -493,6 +502,8 @@ def table(results: dict) -> list:
               'last top-1 minus CE, paired'] + [
                   'top-1 on unused training images (chosen on)'
               ] * selection + [
+                  'top-1 on its training images (how far it fitted them)'
+              ] * fit + [
                   f'branch {s} top-1' for s in range(1, num_branches + 1)
               ] + ['s/iter (median)']
     rows = ['| ' + ' | '.join(header) + ' |', '|' + '---|' * len(header)]
@@ -512,6 +523,8 @@ def table(results: dict) -> list:
         ] + [
             mean_std(r.get('selection', {}).get('top1') for r in runs)
         ] * selection + [
+            mean_std(r.get('train_fit', {}).get('top1') for r in runs)
+        ] * fit + [
             mean_std(r['last']['branches_top1'][f'aux/branch{s}_top1']
                      for r in runs)
             if f'aux/branch{s}_top1' in runs[0]['last']['branches_top1']
@@ -679,19 +692,25 @@ def report(args: argparse.Namespace, results: dict) -> tuple:
     evaluated = (f'evaluated on a held-out {args.holdout:g} of it during '
                  f'training and on the full test set after'
                  if args.holdout else 'full test set')
+    # Float32 regimes say nothing of their precision (they came first).
+    epochs = f'{args.epochs} epochs' + (
+        ' in bfloat16' if args.precision == 'bf16' else '')
     caption = (f'{args.model}, {args.fraction:g} of every class, '
-               f'{args.epochs} epochs, {evaluated}; mean ± standard '
+               f'{epochs}, {evaluated}; mean ± standard '
                f'deviation over seeds; built by '
                f'`tools/benchmarks/cifar100_cpu_study.py` from '
                f'`{os.path.relpath(args.results_dir, ROOT)}/`.')
     regime_words = (f'{args.model}, {args.fraction:g} of every class, '
-                    f'{args.epochs} epochs; a verdict needs {VERDICT_SEEDS} '
+                    f'{epochs}; a verdict needs {VERDICT_SEEDS} '
                     f'seeds and a mean difference larger than every seed '
                     f'spread involved; written by the study script from its '
                     f'result files')
     against_ce = f'Against cross-entropy, paired by seed ({regime_words}):'
     verdict = [against_ce, ''] + verdicts(results)
-    summary = [against_ce, ''] + verdicts(settled(results)) + [
+    summary = [against_ce, ''] + (
+        verdicts(settled(results))
+        or [f'- No method has the {VERDICT_SEEDS} seeds of a verdict yet.']
+    ) + [
         '', 'Every other run (options and ablations with fewer seeds, '
         'diagnostics) and the comparisons with the paper\'s LSSKD: '
         '[docs/results.md](docs/results.md).'
@@ -738,15 +757,16 @@ def past_prediction_table(args: argparse.Namespace, results: dict) -> list:
     ] + rows
 
 
-def update_docs(table_block: list, verdict_block: list, summary_block: list,
+def update_docs(args: argparse.Namespace, table_block: list,
+                verdict_block: list, summary_block: list,
                 past_block: list) -> None:
     """Write the table, the verdict and the past-prediction table into
     docs/results.md, and the verdict's summary into the README, between
     their markers."""
-    write_block(RESULTS_PAGE, TABLE_BEGIN, TABLE_END, table_block)
-    write_block(RESULTS_PAGE, VERDICT_BEGIN, VERDICT_END, verdict_block)
-    write_block(RESULTS_PAGE, PAST_BEGIN, PAST_END, past_block)
-    write_block(README, SUMMARY_BEGIN, SUMMARY_END, summary_block)
+    write_block(RESULTS_PAGE, *markers(TABLE, args), table_block)
+    write_block(RESULTS_PAGE, *markers(VERDICT, args), verdict_block)
+    write_block(RESULTS_PAGE, *markers(PAST, args), past_block)
+    write_block(README, *markers(SUMMARY, args), summary_block)
 
 
 def selects_on_unused(args: argparse.Namespace) -> bool:
@@ -889,7 +909,8 @@ def main() -> None:
         print('\n' + '\n'.join(past_block))
     print(f'\nPlot: {os.path.relpath(plot_path)}')
     if args.update_docs:
-        update_docs(table_block, verdict_block, summary_block, past_block)
+        update_docs(args, table_block, verdict_block, summary_block,
+                    past_block)
 
 
 if __name__ == '__main__':
