@@ -38,6 +38,8 @@ def poison_loss_at_step(monkeypatch, step: int, term: str,
 
     def poisoned(head, *args, **kwargs):
         losses = original(head, *args, **kwargs)
+        if not head.training:
+            return losses  # the dry run before training, in eval mode
         calls.append(1)
         if len(calls) == step:
             losses[term] = losses[term] * factor
