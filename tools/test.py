@@ -18,7 +18,7 @@ import mmlsskd  # noqa: F401  (patches mmrazor and checkpoint loading first)
 from mmlsskd.engine import CheckpointFitHook
 from mmlsskd.utils import (destroy_process_group,
                            refusals_without_traceback, setup_cpu_distributed)
-from mmlsskd.utils.validation import check_checkpoint_file
+from mmlsskd.utils.checkpoint_checks import check_checkpoint_file
 
 
 def parse_args() -> argparse.Namespace:

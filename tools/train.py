@@ -16,7 +16,8 @@ import mmlsskd  # noqa: F401  (patches mmrazor and checkpoint loading first)
 from mmlsskd.utils import (destroy_process_group, lock_work_dir,
                            refusals_without_traceback,
                            reuse_freed_heap_memory, setup_cpu_distributed)
-from mmlsskd.utils.validation import config_error, latest_checkpoint
+from mmlsskd.utils.checkpoint_checks import latest_checkpoint
+from mmlsskd.utils.errors import config_error
 
 
 def parse_args() -> argparse.Namespace:

@@ -11,9 +11,11 @@ from mmengine.registry import DefaultScope
 from mmengine.runner import CheckpointLoader
 from mmpretrain import registry as mmpretrain_registry
 
-from ..utils.validation import (check_checkpoint_file, check_finite_weights,
-                                checkpoint_state_dict, describe_differences,
-                                state_dict_differences)
+from ..utils.checkpoint_checks import (check_checkpoint_file,
+                                       check_finite_weights,
+                                       checkpoint_state_dict,
+                                       describe_differences,
+                                       state_dict_differences)
 
 PREFIX = 'architecture.'
 WRAPPERS = ('LSSKD', 'PSKD')

@@ -1,10 +1,55 @@
+import os
 from typing import Dict, NamedTuple, Optional, Union
 
 import torch
 
-from ..utils.validation import (LSSKDCheckpointError, check_sample_indices,
-                                check_store_options)
+from ..utils.errors import LSSKDCheckpointError, config_error
 from .prediction_rows import DTYPES, make_rows
+
+
+def check_sample_indices(indices: torch.Tensor, num_samples: int) -> None:
+    """Sample indices must lie in the store's ``[0, num_samples)``."""
+    if indices.numel() and (int(indices.min()) < 0
+                            or int(indices.max()) >= num_samples):
+        raise config_error(
+            'sample_idx', f'got {int(indices.min())}..{int(indices.max())}, '
+            f'outside the [0, {num_samples}) of the training set the '
+            f'past-prediction store was sized for',
+            'Each data sample must carry its index in the training set; '
+            'dataset wrappers must keep indices within their length.')
+
+
+def check_store_options(dtype: str, topk, branch_views: str,
+                        device='cpu') -> None:
+    """The past-prediction store's storage settings."""
+    subject = 'PastPredictionHook.store'
+    kind = device
+    if device not in ('cpu', 'pinned', 'auto'):
+        try:
+            kind = torch.device(device).type
+        except (RuntimeError, TypeError):
+            raise config_error(
+                subject, f"device must be 'cpu', 'pinned', 'auto' or a torch "
+                f'device such as \'cuda\', got {device!r}',
+                "'auto' keeps the store on the GPU when it fits.") from None
+    if kind in ('pinned', 'cuda'):
+        if not torch.cuda.is_available():
+            raise config_error(
+                subject, f'device={device!r} needs CUDA, which this machine '
+                f'does not have', "Use device='cpu', or 'auto' to put the "
+                'store on the GPU where there is one.')
+    if dtype not in ('float32', 'float16', 'bfloat16'):
+        raise config_error(subject, f'dtype must be float32, float16 or '
+                           f'bfloat16, got {dtype!r}',
+                           "float16 halves the store's memory.")
+    if topk is not None and not (isinstance(topk, int) and topk > 0):
+        raise config_error(subject, f'topk must be a positive int or None, '
+                           f'got {topk!r}',
+                           'It is the number of probabilities kept per row.')
+    if branch_views not in ('all', 'unrotated'):
+        raise config_error(subject, f"branch_views must be 'all' or "
+                           f"'unrotated', got {branch_views!r}",
+                           "'unrotated' keeps one view of every branch.")
 
 
 class PastPredictions(NamedTuple):
@@ -300,3 +345,77 @@ class PastPredictionStore:
                 if error > tolerance:
                     return f'{name} rows sum to 1 +- {error:g}, not to 1'
         return None
+
+
+def available_host_memory() -> Optional[int]:
+    """Bytes the host can still give without swapping (Linux's
+    MemAvailable); None where unknown."""
+    try:
+        with open('/proc/meminfo') as f:
+            for line in f:
+                if line.startswith('MemAvailable:'):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
+
+
+def store_device(sizes: dict, options: dict, model_device: torch.device):
+    """Where a store of ``sizes`` with ``options`` goes, checked to fit.
+
+    ``device='auto'`` is the model's GPU when the store takes at most a
+    quarter of its free memory, else pinned host memory; the host without a
+    GPU.
+
+    Raises:
+        LSSKDConfigError: If the machine cannot hold it, with a bounded
+            store setting that would fit.
+    """
+    device = options['device']
+    nbytes = PastPredictionStore.estimate_nbytes(
+        **sizes, **{k: v for k, v in options.items() if k != 'device'})
+    if device == 'auto':
+        device = 'cpu'
+        if model_device.type == 'cuda':
+            free, _ = torch.cuda.mem_get_info(model_device)
+            device = model_device if nbytes <= free / 4 else 'pinned'
+    _check_store_fits(sizes, options, nbytes, device)
+    return device
+
+
+def _check_store_fits(sizes: dict, options: dict, nbytes: int,
+                      device) -> None:
+    """Stop before allocating a store the machine cannot hold, with the
+    store setting that would fit."""
+    if torch.device('cpu' if device == 'pinned' else device).type == \
+            'cuda':
+        available, _ = torch.cuda.mem_get_info(device)
+        where = f'free memory of {device}'
+        sharing = 1
+    else:
+        available = available_host_memory()
+        where = 'available host memory'
+        # Every rank of this machine holds a whole store.
+        sharing = int(os.environ.get('LOCAL_WORLD_SIZE', 1))
+    if available is None or nbytes * sharing <= available:
+        return
+    bounded = dict(options, device=options.get('device', 'auto'))
+    for step in (dict(dtype='float16'), dict(topk=32),
+                 dict(branch_views='unrotated'), dict(topk=8)):
+        bounded.update(step)
+        fits = PastPredictionStore.estimate_nbytes(
+            **sizes,
+            **{k: v for k, v in bounded.items() if k != 'device'})
+        if fits * sharing <= available / 2:
+            break
+    setting = ', '.join(f'{k}={v!r}' for k, v in bounded.items()
+                        if k != 'device')
+    raise config_error(
+        'PastPredictionHook.store', f'the store of {sizes["num_samples"]} '
+        f'samples needs {nbytes * sharing / 2**30:.1f} GiB'
+        f'{f" ({sharing} ranks)" if sharing > 1 else ""}, more than the '
+        f'{available / 2**30:.1f} GiB of {where}',
+        f"Bound it: give custom_hooks' PastPredictionHook "
+        f'store=dict({setting}), which needs '
+        f'{fits * sharing / 2**30:.3f} GiB (the bounded forms: '
+        f'docs/benchmarks.md).')

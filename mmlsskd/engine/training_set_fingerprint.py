@@ -4,7 +4,7 @@ import hashlib
 
 import numpy as np
 
-from ..utils.validation import indexed_dataset
+from ..datasets.training_set_checks import indexed_dataset
 
 # Records whose content enters the fingerprint, spread over the dataset.
 NUM_RECORDS = 16

@@ -5,8 +5,8 @@ from .openmmlab_package import register_config_package, register_model_index
 from .refusals import refusals_without_traceback
 from .safe_checkpoint import (allow_mmengine_checkpoint_types,
                               load_urls_weights_only)
-from .validation import (CheckpointWriteError, LSSKDCheckpointError,
-                         LSSKDConfigError, NonFiniteLossError)
+from .errors import (CheckpointWriteError, LSSKDCheckpointError,
+                     LSSKDConfigError, NonFiniteLossError)
 from .work_dir_lock import WorkDirInUseError, WorkDirLock, lock_work_dir
 
 __all__ = [

@@ -2,8 +2,8 @@
 import sys
 from contextlib import contextmanager
 
-from .validation import (CheckpointWriteError, LSSKDCheckpointError,
-                         LSSKDConfigError, NonFiniteLossError)
+from .errors import (CheckpointWriteError, LSSKDCheckpointError,
+                     LSSKDConfigError, NonFiniteLossError)
 from .work_dir_lock import WorkDirInUseError
 
 # Errors whose message already says what is wrong and what to do.

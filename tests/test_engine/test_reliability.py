@@ -545,9 +545,10 @@ def test_settings_that_cannot_train_fail_before_the_first_step(
 def test_a_store_the_machine_cannot_hold_stops_before_allocating(
         tiny_cfg_options, tmp_path, monkeypatch):
     from mmlsskd.engine import PastPredictionStore
+    from mmlsskd.engine import past_prediction_store
     from mmlsskd.engine.hooks import past_prediction_hook
     dense = PastPredictionStore.estimate_nbytes(NUM_TRAIN, NUM_CLASSES, 4, 4)
-    monkeypatch.setattr(past_prediction_hook, 'available_host_memory',
+    monkeypatch.setattr(past_prediction_store, 'available_host_memory',
                         lambda: dense // 2)
     allocated = []
     monkeypatch.setattr(past_prediction_hook, 'PastPredictionStore',

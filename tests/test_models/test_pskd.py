@@ -6,7 +6,7 @@ from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
 
 from mmlsskd.engine import PastPredictionStore
-from mmlsskd.utils.validation import LSSKDConfigError
+from mmlsskd.utils import LSSKDConfigError
 
 
 def build():

@@ -34,7 +34,7 @@ import mmlsskd  # noqa: F401  (registers LSSKD's components)
 from mmlsskd.engine import PastPredictionStore
 from mmlsskd.engine.hooks.past_prediction_hook import CHECKPOINT_KEY
 from mmlsskd.models.utils import progressive_targets
-from mmlsskd.utils.validation import indexed_dataset
+from mmlsskd.datasets.training_set_checks import indexed_dataset
 
 
 def parse_args() -> argparse.Namespace:

@@ -8,7 +8,7 @@ from mmengine.fileio.backends import LocalBackend
 from mmengine.hooks import CheckpointHook
 from mmpretrain.registry import HOOKS
 
-from ...utils.validation import CheckpointWriteError
+from ...utils.errors import CheckpointWriteError
 
 
 def _replace_text(path: str, text: str) -> None:

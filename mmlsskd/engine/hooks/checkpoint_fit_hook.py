@@ -1,8 +1,9 @@
 from mmengine.hooks import Hook
 from mmpretrain.registry import HOOKS
 
-from ...utils.validation import (check_checkpoint_file, check_loaded_weights,
-                                 checkpoint_state_dict)
+from ...utils.checkpoint_checks import (check_checkpoint_file,
+                                        check_loaded_weights,
+                                        checkpoint_state_dict)
 
 
 @HOOKS.register_module()

@@ -1,4 +1,3 @@
-import os
 from typing import Optional
 
 import torch
@@ -9,37 +8,27 @@ from mmengine.optim import OptimWrapperDict
 from mmengine.runner import EpochBasedTrainLoop, find_latest_checkpoint
 from mmpretrain.registry import HOOKS
 
-from ...utils.validation import (LSSKDCheckpointError,
-                                  check_checkpoint_file,
-                                  check_dataset_fits, check_labels,
-                                  check_sample_index_space,
-                                  check_steps_per_epoch,
-                                  checkpoint_state_dict,
-                                  check_loaded_weights, check_square_views,
-                                  check_store_options, check_unit_interval,
-                                  config_error, latest_checkpoint,
-                                  sample_index_space,
-                                  unwrap_model)
+from ...datasets.training_set_checks import (check_dataset_fits,
+                                             check_labels,
+                                             check_sample_index_space,
+                                             check_steps_per_epoch,
+                                             sample_index_space)
+from ...utils.checkpoint_checks import (check_checkpoint_file,
+                                        check_ends_an_epoch,
+                                        check_loaded_weights,
+                                        checkpoint_state_dict,
+                                        latest_checkpoint, schedule_changes,
+                                        unwrap_model)
+from ...utils.errors import (LSSKDCheckpointError, check_unit_interval,
+                             config_error)
 from ..device_finite_guard import DeviceFiniteGuard
-from ..past_prediction_store import PastPredictionStore
+from ..past_prediction_store import (PastPredictionStore,
+                                     check_store_options, store_device)
 from ..training_set_fingerprint import training_set_fingerprint
 from .batched_runtime_info_hook import logger_interval
 
 CHECKPOINT_KEY = 'lsskd_past_predictions'
 FINGERPRINT_KEY = 'lsskd_training_set'
-
-
-def available_host_memory() -> Optional[int]:
-    """Bytes the host can still give without swapping (Linux's
-    MemAvailable); None where unknown."""
-    try:
-        with open('/proc/meminfo') as f:
-            for line in f:
-                if line.startswith('MemAvailable:'):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return None
 
 
 def _optim_wrappers(runner) -> list:
@@ -155,6 +144,16 @@ class PastPredictionHook(Hook):
     def before_run(self, runner) -> None:
         """Check the hooks, and the checkpoint to resume or load, before
         anything runs."""
+        self._check_hooks(runner)
+        self._resolve_resume(runner)
+        path, purpose = self._checkpoint_to_load(runner)
+        if path is not None:
+            check_checkpoint_file(path, purpose)
+
+    @staticmethod
+    def _check_hooks(runner) -> None:
+        """One store, checkpoints that an interrupted write cannot lose, and
+        epochs reseeded so that a resume is exact."""
         own = [h for h in runner.hooks if isinstance(h, PastPredictionHook)]
         if len(own) > 1:
             raise config_error(
@@ -176,14 +175,16 @@ class PastPredictionHook(Hook):
                 "augmentations (and, without a fixed seed, another data "
                 "order) than the uninterrupted run would. Add "
                 "dict(type='EpochSeedHook') to custom_hooks.")
+
+    @staticmethod
+    def _resolve_resume(runner) -> None:
+        """``--resume`` without a path: the checkpoint the work directory
+        really holds when ``last_checkpoint`` names none."""
         if getattr(runner, '_resume', False) and runner._load_from is None:
             path, why = latest_checkpoint(runner.work_dir)
             if why is not None:
                 runner.logger.warning(f'resume: {why}.')
                 runner._load_from = path  # what load_or_resume resumes
-        path, purpose = self._checkpoint_to_load(runner)
-        if path is not None:
-            check_checkpoint_file(path, purpose)
 
     @staticmethod
     def _checkpoint_to_load(runner):
@@ -195,59 +196,89 @@ class PastPredictionHook(Hook):
         return path, 'resume' if resume else 'load_from'
 
     def before_train(self, runner) -> None:
-        """Check the data, build the store, restore a resumed one."""
+        """Check the loop and data, dry-run the model, build the store,
+        restore a resumed one and guard the optimizer steps."""
+        algorithm = self._algorithm(runner)
+        self._check_loop(runner)
+        self._check_evaluators(runner, algorithm)
+        self._check_training_set(runner, algorithm)
+        self._dry_run(runner, algorithm)
+        self._build_store(runner, algorithm)
+        self._log_what_is_added(runner, algorithm)
+        if self._resumed_state is not None:
+            self._restore_store(runner)
+        algorithm.attach_past_predictions(self.store)
+        self._check_losses_before_optimizer_steps(runner, algorithm)
+
+    @staticmethod
+    def _check_loop(runner) -> None:
+        """The store and alpha_t advance once per epoch."""
         if not isinstance(runner.train_loop, EpochBasedTrainLoop):
             raise config_error(
                 'train_cfg', 'PastPredictionHook keeps one prediction per '
                 'sample per epoch and needs an epoch-based loop',
                 'Set train_cfg=dict(by_epoch=True, max_epochs=...).')
-        algorithm = self._algorithm(runner)
-        loader = runner.train_dataloader
-        if isinstance(getattr(loader, 'sampler', None), InfiniteSampler):
+        sampler = getattr(runner.train_dataloader, 'sampler', None)
+        if isinstance(sampler, InfiniteSampler):
             raise config_error(
                 'train_dataloader.sampler', 'InfiniteSampler never ends an '
                 'epoch, and the store and alpha_t advance once per epoch',
                 "Use sampler=dict(type='DefaultSampler', shuffle=True).")
-        self._check_evaluators(runner, algorithm)
-        dataset = loader.dataset
-        check_dataset_fits(dataset, algorithm.num_classes)
-        check_sample_index_space(dataset)
+
+    @staticmethod
+    def _check_training_set(runner, algorithm) -> None:
+        """Classes, sample indices and steps per epoch suit the store."""
+        loader = runner.train_dataloader
+        check_dataset_fits(loader.dataset, algorithm.num_classes)
+        check_sample_index_space(loader.dataset)
         check_steps_per_epoch(loader)
-        if len(dataset):
-            # One sample tells the image size, and a dry run whether every
-            # module fits what it receives, before hours of training.
-            sample = dataset[0]
-            label = getattr(sample['data_samples'], 'gt_label', None)
-            if label is not None:
-                check_labels(label, algorithm.num_classes)
-            view_transform = getattr(algorithm, 'view_transform', None)
-            if view_transform is not None:
-                check_square_views(view_transform,
-                                   *sample['inputs'].shape[-2:])
-            batch = algorithm.data_preprocessor(
-                dict(inputs=[sample['inputs']] * 2,
-                     data_samples=[sample['data_samples']] * 2), False)
-            algorithm.check_forward(batch['inputs'])
+
+    @staticmethod
+    def _dry_run(runner, algorithm) -> None:
+        """One sample tells the image size, and a dry run whether every
+        module and loss fits what it receives, before hours of training."""
+        dataset = runner.train_dataloader.dataset
+        if not len(dataset):
+            return
+        sample = dataset[0]
+        label = getattr(sample['data_samples'], 'gt_label', None)
+        if label is not None:
+            check_labels(label, algorithm.num_classes)
+        check_views = getattr(
+            getattr(algorithm, 'view_transform', None), 'check_image_size',
+            None)
+        if check_views is not None:
+            check_views(*sample['inputs'].shape[-2:])
+        batch = algorithm.data_preprocessor(
+            dict(inputs=[sample['inputs']] * 2,
+                 data_samples=[sample['data_samples']] * 2), False)
+        algorithm.check_forward(batch['inputs'])
+
+    def _build_store(self, runner, algorithm) -> None:
+        """A store sized for the training set, where it fits, and the
+        training set's fingerprint that its checkpoints carry."""
+        dataset = runner.train_dataloader.dataset
         sizes = dict(
             num_samples=sample_index_space(dataset),
             num_classes=algorithm.num_classes,
             num_views=algorithm.num_views,
             num_branches=algorithm.num_branches)
         options = dict(self.store_options)
-        options['device'] = self._store_device(runner, algorithm, sizes,
-                                               options)
+        options['device'] = store_device(
+            sizes, options, next(algorithm.parameters()).device)
         self.store = PastPredictionStore(**sizes, **options)
-        self._log_what_is_added(runner, algorithm)
+        runner.logger.info(f'Past-prediction store: '
+                           f'{self.store.nbytes / 2**20:.1f} MiB on '
+                           f'{options["device"]}.')
         self.fingerprint = training_set_fingerprint(dataset)
-        if self._resumed_state is not None:
-            path = self._checkpoint_to_load(runner)[0]
-            self._check_same_training_set(runner, path)
-            self.store.load_state_dict(self._resumed_state,
-                                       f'checkpoint {path}')
-            self._resumed_state = None
-            runner.logger.info('Restored the past-prediction store.')
-        algorithm.attach_past_predictions(self.store)
-        self._check_losses_before_optimizer_steps(runner, algorithm)
+
+    def _restore_store(self, runner) -> None:
+        """The resumed checkpoint's store, on the same training set."""
+        path = self._checkpoint_to_load(runner)[0]
+        self._check_same_training_set(runner, path)
+        self.store.load_state_dict(self._resumed_state, f'checkpoint {path}')
+        self._resumed_state = None
+        runner.logger.info('Restored the past-prediction store.')
 
     def _check_same_training_set(self, runner, path: str) -> None:
         """The resumed store indexes this run's training set."""
@@ -337,63 +368,6 @@ class PastPredictionHook(Hook):
                     'not make at evaluation',
                     'Set model.evaluate_branches=True, or drop '
                     'BranchAccuracy.')
-
-    @staticmethod
-    def _store_device(runner, algorithm, sizes: dict, options: dict):
-        """Resolve ``device='auto'``: the model's GPU when the store takes at
-        most a quarter of its free memory, else pinned host memory; the host
-        without a GPU."""
-        device = options['device']
-        nbytes = PastPredictionStore.estimate_nbytes(
-            **sizes, **{k: v for k, v in options.items() if k != 'device'})
-        if device == 'auto':
-            model_device = next(algorithm.parameters()).device
-            device = 'cpu'
-            if model_device.type == 'cuda':
-                free, _ = torch.cuda.mem_get_info(model_device)
-                device = model_device if nbytes <= free / 4 else 'pinned'
-        runner.logger.info(
-            f'Past-prediction store: {nbytes / 2**20:.1f} MiB on {device}.')
-        PastPredictionHook._check_store_fits(sizes, options, nbytes, device)
-        return device
-
-    @staticmethod
-    def _check_store_fits(sizes: dict, options: dict, nbytes: int,
-                          device) -> None:
-        """Stop before allocating a store the machine cannot hold, with the
-        store setting that would fit."""
-        if torch.device('cpu' if device == 'pinned' else device).type == \
-                'cuda':
-            available, _ = torch.cuda.mem_get_info(device)
-            where = f'free memory of {device}'
-            sharing = 1
-        else:
-            available = available_host_memory()
-            where = 'available host memory'
-            # Every rank of this machine holds a whole store.
-            sharing = int(os.environ.get('LOCAL_WORLD_SIZE', 1))
-        if available is None or nbytes * sharing <= available:
-            return
-        bounded = dict(options, device=options.get('device', 'auto'))
-        for step in (dict(dtype='float16'), dict(topk=32),
-                     dict(branch_views='unrotated'), dict(topk=8)):
-            bounded.update(step)
-            fits = PastPredictionStore.estimate_nbytes(
-                **sizes,
-                **{k: v for k, v in bounded.items() if k != 'device'})
-            if fits * sharing <= available / 2:
-                break
-        setting = ', '.join(f'{k}={v!r}' for k, v in bounded.items()
-                            if k != 'device')
-        raise config_error(
-            'PastPredictionHook.store', f'the store of {sizes["num_samples"]} '
-            f'samples needs {nbytes * sharing / 2**30:.1f} GiB'
-            f'{f" ({sharing} ranks)" if sharing > 1 else ""}, more than the '
-            f'{available / 2**30:.1f} GiB of {where}',
-            f"Bound it: give custom_hooks' PastPredictionHook "
-            f'store=dict({setting}), which needs '
-            f'{fits * sharing / 2**30:.3f} GiB (the bounded forms: '
-            f'docs/benchmarks.md).')
 
     def _check_losses_before_optimizer_steps(self, runner, algorithm) -> None:
         """Run the NaN check as every optimizer's step pre-hook: after the
@@ -512,8 +486,17 @@ class PastPredictionHook(Hook):
                              self._algorithm(runner), path, purpose)
         if purpose != 'resume':
             return
-        self._check_ends_an_epoch(runner, checkpoint.get('meta') or {}, path)
-        self._warn_if_the_schedule_changed(runner, checkpoint, path)
+        check_ends_an_epoch(checkpoint.get('meta') or {},
+                            len(runner.train_dataloader), path)
+        changed = schedule_changes(checkpoint.get('param_schedulers'),
+                                   runner.param_schedulers)
+        if changed:
+            runner.logger.warning(
+                f'resume: the parameter schedules restored from {path} are '
+                f'not this config\'s ({"; ".join(changed)}): mmengine '
+                f'restores the checkpoint\'s schedules whole, so this run '
+                f'follows the old ones. To train on with the new schedule, '
+                f'start from the weights with load_from instead.')
         self._resumed_fingerprint = checkpoint.get(FINGERPRINT_KEY)
         state = checkpoint.get(CHECKPOINT_KEY)
         if state is None:
@@ -527,46 +510,3 @@ class PastPredictionHook(Hook):
         else:
             self._check_same_training_set(runner, path)
             self.store.load_state_dict(state, f'checkpoint {path}')
-
-    @staticmethod
-    def _warn_if_the_schedule_changed(runner, checkpoint: dict,
-                                      path: str) -> None:
-        """mmengine restores the checkpoint's parameter schedules whole
-        (their end and milestones), so a resume with another max_epochs or
-        schedule silently keeps the old one."""
-        saved = checkpoint.get('param_schedulers')
-        current = runner.param_schedulers
-        if not isinstance(saved, list) or not isinstance(current, list):
-            return
-        changed = [
-            f'{type(now).__name__} ends at {old.get("end")} in the '
-            f'checkpoint, at {now.end} in this config'
-            for now, old in zip(current, saved)
-            if isinstance(old, dict) and 'end' in old and hasattr(now, 'end')
-            and old['end'] != now.end
-        ]
-        if changed:
-            runner.logger.warning(
-                f'resume: the parameter schedules restored from {path} are '
-                f'not this config\'s ({"; ".join(changed)}): mmengine '
-                f'restores the checkpoint\'s schedules whole, so this run '
-                f'follows the old ones. To train on with the new schedule, '
-                f'start from the weights with load_from instead.')
-
-    @staticmethod
-    def _check_ends_an_epoch(runner, meta: dict, path: str) -> None:
-        """mmengine's epoch loop resumes at the start of the saved epoch: a
-        checkpoint from inside an epoch would repeat its first steps with
-        other weights and a half-updated store."""
-        steps = len(runner.train_dataloader)
-        epoch, iteration = meta.get('epoch'), meta.get('iter')
-        if epoch is None or iteration is None or not steps or \
-                iteration == epoch * steps:
-            return
-        raise LSSKDCheckpointError(
-            f'resume: checkpoint {path} was saved inside epoch {epoch + 1}, '
-            f'after {iteration - epoch * steps} of its {steps} steps, and the '
-            f'epoch loop would run that epoch again from its first batch, so '
-            f'the run would not continue as it would have. Resume from a '
-            f'checkpoint written at the end of an epoch (epoch_N.pth, by '
-            f'default_hooks.checkpoint with by_epoch=True).')

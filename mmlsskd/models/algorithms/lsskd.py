@@ -9,14 +9,14 @@ from mmpretrain.structures import DataSample
 from torch import nn
 
 from ...engine.past_prediction_store import PastPredictions
-from ...utils.validation import (check_loss_cfg, check_unit_interval,
-                                 config_error)
+from ...utils.errors import check_unit_interval, config_error
 from ..heads.rotation_joint_head import stack_branches
 from ..utils import (averages_over_rows, progressive_targets, run_named,
                      sum_over_parts)
 from ..utils.backbone_stages import (check_branch_stages,
                                      choose_branch_stages,
                                      probe_backbone_stages)
+from ..utils.loss_config import check_loss_cfg
 from .pskd import PSKD
 
 

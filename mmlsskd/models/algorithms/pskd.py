@@ -9,10 +9,11 @@ from mmrazor.models.algorithms import BaseAlgorithm
 from torch import nn
 
 from ...engine.past_prediction_store import PastPredictions
-from ...utils.validation import (check_finite_losses, check_loss_cfg,
-                                 config_error)
+from ...engine.finite_losses import check_finite_losses
+from ...utils.errors import config_error
 from ..utils import (backbone_settings_error, head_fix,
                      progressive_targets, run_named)
+from ..utils.loss_config import check_loss_cfg
 
 
 @MODELS.register_module()

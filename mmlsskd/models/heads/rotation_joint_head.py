@@ -5,9 +5,10 @@ from mmengine.model import BaseModule
 from mmpretrain.registry import MODELS
 from torch import nn
 
-from ...utils.validation import check_loss_cfg, config_error
+from ...utils.errors import config_error
 from ..utils import (averages_over_rows, progressive_targets,
                      sum_over_parts)
+from ..utils.loss_config import check_loss_cfg
 
 
 @MODELS.register_module()

@@ -7,7 +7,7 @@ from mmpretrain.models.backbones.resnet import Bottleneck, ResLayer
 from mmpretrain.registry import MODELS
 from torch import nn
 
-from ...utils.validation import config_error
+from ...utils.errors import config_error
 from ..utils.backbone_stages import describe_output, dry_run, featmap_fix
 
 StageShape = Tuple[int, int, int]  # (channels, height, width)

@@ -18,7 +18,7 @@ import torch
 from mmpretrain.registry import MODELS
 from torch import nn
 
-from ...utils.validation import config_error
+from ...utils.errors import config_error
 from .forward_checks import backbone_settings_error
 
 StageShape = Tuple[int, ...]  # (C, H, W) of a feature map, (C, ) of a vector

@@ -7,7 +7,7 @@ from typing import Callable, Optional, Sequence
 import torch
 from mmpretrain.registry import MODELS
 
-from ...utils.validation import LSSKDConfigError, config_error
+from ...utils.errors import LSSKDConfigError, config_error
 
 
 def describe_shapes(features) -> str:

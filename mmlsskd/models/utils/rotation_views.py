@@ -4,7 +4,7 @@ import torch
 from mmpretrain.registry import MODELS
 from torch import nn
 
-from ...utils.validation import check_square_views, config_error
+from ...utils.errors import config_error
 
 
 @MODELS.register_module()
@@ -53,9 +53,23 @@ class RotationViews(nn.Module):
         Returns:
             torch.Tensor: Views of shape (K * B, C, H, W), view-major.
         """
-        check_square_views(self, *inputs.shape[-2:])
+        self.check_image_size(*inputs.shape[-2:])
         return torch.cat(
             [torch.rot90(inputs, t, (2, 3)) for t in self.quarter_turns])
+
+    def check_image_size(self, height: int, width: int) -> None:
+        """Rotations by 90 degrees need square images.
+
+        Raises:
+            LSSKDConfigError: For non-square images, naming the fix.
+        """
+        if height != width and any(t % 2 for t in self.quarter_turns):
+            raise config_error(
+                'view_transform', f'angles {self.angles} rotate by 90 '
+                f'degrees, which changes the shape of {height}x{width} '
+                f'images', "Crop or resize to a square in the train pipeline "
+                "(e.g. dict(type='RandomResizedCrop', scale=224)) or use "
+                'angles=(0, 180).')
 
     def joint_labels(self, labels: torch.Tensor) -> torch.Tensor:
         """Joint labels of the views returned by :meth:`forward`.
