@@ -451,3 +451,37 @@ def test_bn_recalibration_tool_on_a_study_checkpoint(base_study, tmp_path):
         figures[views] = record['test']
     assert set(figures[()]) >= {'accuracy/top1', 'aux/branch3_top1'}
     assert figures[()] != figures[('--views', )]
+
+
+def test_study_lengths_pairs_each_method_with_ce_by_seed_and_epoch(tmp_path):
+    """The differences behind the lengths figure are the result files'
+    curves, paired by seed and epoch; a seed without cross-entropy is
+    left out."""
+    results = tmp_path / 'results'
+    results.mkdir()
+
+    def write(method, seed, epochs, precision, top1s):
+        record = dict(method=method, seed=seed, precision=precision,
+                      last=dict(top1=top1s[-1]),
+                      curve=[{'epoch': e, 'accuracy/top1': t}
+                             for e, t in zip(epochs, top1s)])
+        suffix = '' if precision == 'fp32' else f'_{precision}'
+        (results / f'{method}_resnet20_0.2frac_{epochs[-1]}e{suffix}_'
+         f'seed{seed}.json').write_text(json.dumps(record))
+
+    write('ce', 0, [2, 4], 'fp32', [10.0, 20.0])
+    write('lsskd', 0, [2, 4], 'fp32', [12.0, 19.0])
+    write('ce', 0, [5, 10], 'bf16', [30.0, 40.0])
+    write('ce', 1, [5, 10], 'bf16', [31.0, 41.0])
+    write('lsskd', 0, [5, 10], 'bf16', [33.0, 41.5])
+    write('lsskd', 1, [5, 10], 'bf16', [30.0, 42.0])
+    write('lsskd', 2, [5, 10], 'bf16', [35.0, 45.0])  # no CE seed 2
+    out = tmp_path / 'lengths.png'
+    run([sys.executable, 'tools/analysis_tools/study_lengths.py',
+         '--lengths', '4:fp32', '10:bf16', '--methods', 'lsskd',
+         '--results-dir', str(results), '--out', str(out)], tmp_path)
+    assert out.stat().st_size > 10_000
+    numbers = json.loads(out.with_suffix('.json').read_text())
+    assert numbers['4:fp32'] == {'lsskd': {'0': [[2, 2.0], [4, -1.0]]}}
+    assert numbers['10:bf16'] == {'lsskd': {'0': [[5, 3.0], [10, 1.5]],
+                                            '1': [[5, -1.0], [10, 1.0]]}}
