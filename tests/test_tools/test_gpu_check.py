@@ -27,3 +27,21 @@ def test_gpu_check_writes_one_result_per_candidate(tiny_cifar100, tmp_path):
                 'ms_per_step', 'ms_per_iter', 'command'} <= set(record)
         assert record['batch_size'] == 4 and record['model'] == 'resnet20'
         assert record['ms_per_step'] > 0 and record['ms_per_iter'] > 0
+
+
+def test_past_the_budget_the_step_figures_still_come_back(tiny_cifar100,
+                                                          tmp_path):
+    """A GPU call has a hard limit: past --budget no whole-epoch timing
+    starts, and every candidate's step figure is still written."""
+    out_dir = tmp_path / 'gpu'
+    run([
+        sys.executable, 'tools/benchmarks/gpu_check.py',
+        str(tiny_cifar100 / 'cifar-100-python'), '--skip-tests',
+        '--methods', 'plain', '--variants', 'fp32', '--paths', 'eager',
+        '--repeats', '1', '--steps-per-repeat', '1', '--workers', '0',
+        '--batch-size', '4', '--budget', '0', '--out-dir', str(out_dir)
+    ], tmp_path)
+    record = json.loads(
+        (out_dir / 'resnet20_plain_eager_fp32.json').read_text())
+    assert record['ms_per_step'] > 0 and record['ms_per_iter'] is None
+    assert record['ms_per_iter_skipped'] == 'past --budget 0.0 s'
