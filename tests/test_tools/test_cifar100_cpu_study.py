@@ -2,6 +2,7 @@
 run, runs with a result skipped, table and plot built from the files."""
 import argparse
 import json
+import re
 import sys
 
 import pytest
@@ -50,10 +51,11 @@ def test_study_writes_a_result_per_run_and_builds_the_table_from_them(
     assert set(lsskd['last']['branches_top1']) == {
         'aux/branch1_top1', 'aux/branch2_top1', 'aux/branch3_top1'}
     assert lsskd['wall_s'] > 0 and lsskd['s_per_iter'] > 0
-    assert lsskd["precision"] == "bf16"
-    fit = lsskd["train_fit"]
-    assert fit["images"] == "the training subset, test pipeline"
-    assert 0 <= fit["top1"] <= fit["top5"] <= 100
+    assert lsskd['precision'] == 'bf16'
+    assert re.fullmatch(r'[0-9a-f]{40}(\+changes)?', lsskd['commit'])
+    fit = lsskd['train_fit']
+    assert fit['images'] == 'the training subset, test pipeline'
+    assert 0 <= fit['top1'] <= fit['top5'] <= 100
     # Chosen on: the final checkpoint on the half of every class that the
     # seed's subset left out, with the test pipeline.
     selection = lsskd['selection']

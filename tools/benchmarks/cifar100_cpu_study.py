@@ -452,7 +452,23 @@ def summarise_run(method: str, seed: int, args: argparse.Namespace,
         date=datetime.date.today().isoformat(),
         precision=args.precision,
         channels_last=args.channels_last,
+        commit=code_version(),
         cfg_options=args.cfg_options)
+
+
+def code_version() -> str:
+    """The commit the run's code is (``+changes`` if the checkout has
+    uncommitted ones), so that a drift in the code shows in the files;
+    None outside a git checkout."""
+    def git(*command):
+        return subprocess.run(['git', *command], cwd=ROOT, text=True,
+                              capture_output=True)
+
+    head = git('rev-parse', 'HEAD')
+    if head.returncode:
+        return None
+    dirty = git('status', '--porcelain', '--untracked-files=no').stdout
+    return head.stdout.strip() + ('+changes' if dirty.strip() else '')
 
 
 def load_results(args: argparse.Namespace) -> dict:
