@@ -290,7 +290,13 @@ class PSKD(BaseAlgorithm):
 
     def loss(self, inputs: torch.Tensor,
              data_samples: List[DataSample]) -> Dict[str, torch.Tensor]:
-        """The classifier's loss against its progressive soft targets.
+        """The training losses of a batch.
+
+        The batch is unpacked here, on the host side of the step (labels,
+        sample indices checked, the store's rows, ``alpha_t`` folded into a
+        weight tensor); :meth:`compute_losses`, compiled when
+        ``compile_losses`` is set, computes the losses; the step's detached
+        predictions wait for :class:`PastPredictionHook`.
 
         Args:
             inputs (torch.Tensor): Preprocessed images, (B, C, H, W).
@@ -298,7 +304,8 @@ class PSKD(BaseAlgorithm):
                 ``gt_label`` and ``sample_idx``.
 
         Returns:
-            dict[str, torch.Tensor]: ``loss_cls``.
+            dict[str, torch.Tensor]: ``loss_cls`` (and, for :class:`LSSKD`,
+            every branch term).
         """
         labels, indices, past, past_weight = self._batch_targets_inputs(
             inputs, data_samples)
