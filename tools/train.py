@@ -17,6 +17,7 @@ from mmlsskd.utils import (destroy_process_group, lock_work_dir,
                            refusals_without_traceback,
                            reuse_freed_heap_memory, setup_cpu_distributed)
 from mmlsskd.utils.checkpoint_checks import latest_checkpoint
+from mmlsskd.engine.optimizers import cpu_runs_bf16_natively
 from mmlsskd.utils.errors import config_error
 
 
@@ -82,6 +83,14 @@ def set_mixed_precision(optim_wrapper: dict) -> None:
             'optim_wrapper.dtype', f'--amp without a GPU trains in bfloat16 '
             f'(the CPU autocasts to nothing else), not {dtype}',
             'Leave optim_wrapper.dtype out, or set it to bfloat16.')
+    if not cpu_runs_bf16_natively():
+        raise config_error(
+            '--amp', f'without a GPU it trains in bfloat16, which this CPU '
+            f'({torch.backends.cpu.get_cpu_capability()}) has no native '
+            f'support for: emulated, it trains many times slower than '
+            f'float32 (11x for a convolution on an AVX2 CPU)',
+            'Train without --amp on this machine; it speeds up training on '
+            'a GPU or on a CPU with AVX-512 (BF16) or AMX.')
     optim_wrapper.pop('loss_scale', None)
     optim_wrapper.type = 'BF16AmpOptimWrapper'
 

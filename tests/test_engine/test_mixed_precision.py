@@ -29,9 +29,12 @@ def train_script():
     return module
 
 
-def amp_cfg(options, tmp_path, monkeypatch, *extra_args):
-    """The config ``tools/train.py CONFIG --amp`` trains, on tiny data."""
+def amp_cfg(options, tmp_path, monkeypatch, *extra_args, native_bf16=True):
+    """The config ``tools/train.py CONFIG --amp`` trains, on tiny data, on
+    a CPU that runs bfloat16 natively or not (whatever this one does)."""
     train = train_script()
+    monkeypatch.setattr(train, 'cpu_runs_bf16_natively',
+                        lambda: native_bf16)
     monkeypatch.setattr('sys.argv',
                         ['train.py', CONFIG, '--amp', *extra_args])
     cfg = train.merge_args(make_cfg(options, tmp_path), train.parse_args())
@@ -116,6 +119,16 @@ def test_amp_without_gpu_refuses_float16(tiny_cfg_options, tmp_path,
                        r'float16. Leave optim_wrapper.dtype out'):
         amp_cfg(tiny_cfg_options, tmp_path, monkeypatch, '--cfg-options',
                 'optim_wrapper.dtype=float16')
+
+
+def test_amp_refuses_a_cpu_without_native_bfloat16(tiny_cfg_options,
+                                                   tmp_path, monkeypatch):
+    """Emulated bfloat16 trains many times slower than float32: --amp,
+    asked for speed, says so instead."""
+    with pytest.raises(LSSKDConfigError,
+                       match=r'--amp: .*no native support.* Train without '
+                       r'--amp on this machine'):
+        amp_cfg(tiny_cfg_options, tmp_path, monkeypatch, native_bf16=False)
 
 
 def test_bf16_wrapper_autocasts_and_resumes_a_float16_runs_state():
