@@ -111,29 +111,53 @@ def test_resume_with_a_store_for_other_data_fails_clearly(
     assert saved[CHECKPOINT_KEY]['final'].shape[0] == 3
 
 
+# CutMix on half the batches, as the COC configs mix them, configured as
+# mmpretrain's recipes do: in the classifier's train_cfg.
+CUTMIX = dict(architecture=dict(train_cfg=dict(
+    augments=[dict(type='CutMix', alpha=1.0)], probs=[0.5])))
+
+
+@pytest.mark.parametrize('mixing', [False, True])
 def test_resume_continues_exactly_as_the_uninterrupted_run(
-        tiny_cfg_options, tmp_path):
+        tiny_cfg_options, tmp_path, mixing):
     # Deterministic settings: one thread (conftest), no data workers. The
     # config's seed is None, as in mmpretrain's runtime: each run draws
     # its own, and the resumed run must take the checkpoint's.
     # EpochSeedHook (in the shipped config) reseeds every epoch. On a GPU
     # the promise holds with deterministic kernels (README, "Resume").
+    # With mixing, the draws of CutMix (numpy's and torch's generators)
+    # must continue as they would have too.
     deterministic = torch.cuda.is_available()
     if deterministic:
         os.environ.setdefault('CUBLAS_WORKSPACE_CONFIG', ':4096:8')
+    model = dict(model=CUTMIX) if mixing else {}
     split = Runner.from_cfg(
         make_cfg(tiny_cfg_options, tmp_path / 'split',
                  train_cfg=dict(max_epochs=1),
-                 randomness=dict(seed=None, deterministic=deterministic)))
+                 randomness=dict(seed=None, deterministic=deterministic),
+                 **model))
     split.train()
     straight = Runner.from_cfg(
         make_cfg(tiny_cfg_options, tmp_path / 'straight',
                  randomness=dict(seed=split.seed,
-                                 deterministic=deterministic)))
+                                 deterministic=deterministic), **model))
+    mixed = []
+    if mixing:
+        recorder = straight.model.data_preprocessor.batch_augments
+        pop = recorder.pop_mixing
+
+        def spy(batch_size):
+            matrix = pop(batch_size)
+            mixed.append(not torch.equal(matrix, torch.eye(batch_size)))
+            return matrix
+
+        recorder.pop_mixing = spy
     straight.train()
+    if mixing:  # some batches were mixed, some not
+        assert any(mixed) and not all(mixed), mixed
     resumed = resuming_runner(
         tiny_cfg_options, tmp_path / 'split',
-        randomness=dict(seed=None, deterministic=deterministic))
+        randomness=dict(seed=None, deterministic=deterministic), **model)
     resumed.train()
 
     assert resumed.epoch == straight.epoch == 2

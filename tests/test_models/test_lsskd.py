@@ -150,7 +150,7 @@ def test_out_indices_and_untyped_data_preprocessor():
     assert type(model.data_preprocessor).__name__ == 'ClsDataPreprocessor'
 
 
-def test_missing_hook_sample_idx_and_batch_augments_are_explained():
+def test_missing_hook_and_sample_idx_are_explained():
     torch.manual_seed(0)
     model = MODELS.build(tiny_lsskd())
     inputs, samples, _, _ = batch()
@@ -160,12 +160,6 @@ def test_missing_hook_sample_idx_and_batch_augments_are_explained():
     bare = [DataSample().set_gt_label(1) for _ in range(4)]
     with pytest.raises(LSSKDConfigError, match='sample_idx'):
         model.loss(inputs, bare)
-    with pytest.raises(ValueError, match='batch_augments'):
-        MODELS.build(
-            tiny_lsskd(
-                data_preprocessor=dict(
-                    batch_augments=dict(
-                        augments=dict(type='Mixup', alpha=0.8)))))
 
 
 @pytest.mark.parametrize('key', ['num_views', 'num_branches'])
@@ -265,30 +259,64 @@ def test_training_forward_runs_the_backbone_once_over_all_views():
 MIXUP = dict(augments=dict(type='Mixup', alpha=0.8))
 
 
-@pytest.mark.parametrize('where, key', [
-    ('top', 'data_preprocessor.batch_augments'),
-    ('architecture preprocessor',
-     'model.architecture.data_preprocessor.batch_augments'),
-    ('architecture train_cfg', 'model.architecture.train_cfg.augments'),
-])
-def test_label_mixing_augments_are_refused_wherever_the_config_puts_them(
-        where, key):
+@pytest.mark.parametrize('top_preprocessor', [False, True])
+@pytest.mark.parametrize('where', [
+    'top', 'architecture preprocessor', 'architecture train_cfg'])
+def test_label_mixing_augments_are_honoured_wherever_the_config_puts_them(
+        where, top_preprocessor):
     """mmpretrain's Swin, ConvNeXt and DeiT configs put Mixup/CutMix in
     model.train_cfg.augments, which the classifier moves into its batch
-    augments; none may reach LSSKD's hard-label targets."""
+    augments; the Runner gives the algorithm the config's top-level
+    data_preprocessor (``top_preprocessor``). Wherever they are, the
+    training batches are mixed and the algorithm knows how."""
+    if where == 'top' and not top_preprocessor:
+        pytest.skip('no top-level preprocessor to put them in')
     architecture = tiny_architecture()
     kwargs = {}
+    if top_preprocessor:
+        # As the CIFAR-100 base gives it (num_classes included or not).
+        kwargs['data_preprocessor'] = dict(mean=[0.] * 3, std=[1.] * 3)
     if where == 'top':
-        kwargs['data_preprocessor'] = dict(batch_augments=MIXUP)
+        kwargs['data_preprocessor']['batch_augments'] = MIXUP
     elif where == 'architecture preprocessor':
         architecture['data_preprocessor'] = dict(
             type='ClsDataPreprocessor', batch_augments=MIXUP)
     else:
         architecture['train_cfg'] = MIXUP
+    model = MODELS.build(tiny_lsskd(architecture=architecture, **kwargs))
+    assert model.mixes_batches
+    inputs, samples, labels, _ = batch()
+    torch.manual_seed(0)
+    out = model.data_preprocessor(dict(inputs=inputs, data_samples=samples),
+                                  True)
+    mixing = model._batch_mixing(out['inputs'])
+    assert mixing is not None and not torch.equal(mixing, torch.eye(4))
+    scores = torch.stack([s.gt_score for s in out['data_samples']])
+    torch.testing.assert_close(scores,
+                               mixing @ F.one_hot(labels, NUM_CLASSES).float())
+    # Evaluation batches are never mixed.
+    out = model.data_preprocessor(dict(inputs=inputs, data_samples=samples),
+                                  False)
+    assert torch.equal(out['inputs'], inputs)
+    assert model._batch_mixing(out['inputs']) is None
+
+
+def test_mixing_that_a_given_preprocessor_would_drop_is_refused():
+    preprocessor = MODELS.build(dict(type='ClsDataPreprocessor'))
     with pytest.raises(LSSKDConfigError,
-                       match=f'{key}: LSSKD builds its targets from hard '
-                       f'labels.* Set {key}=None'):
-        MODELS.build(tiny_lsskd(architecture=architecture, **kwargs))
+                       match='model.data_preprocessor: the classifier mixes'):
+        MODELS.build(tiny_lsskd(
+            architecture=dict(tiny_architecture(), train_cfg=MIXUP),
+            data_preprocessor=preprocessor))
+
+
+def test_an_assert_outside_the_backbone_is_not_blamed_on_it():
+    augments = dict(augments=[dict(type='CutMix', alpha=1.0),
+                              dict(type='Mixup', alpha=1.0)], probs=[0.5])
+    with pytest.raises(LSSKDConfigError,
+                       match='RandomBatchAugment refused its settings'):
+        MODELS.build(tiny_lsskd(architecture=dict(tiny_architecture(),
+                                                  train_cfg=augments)))
 
 
 def test_build_time_checks_leave_the_random_stream_alone():

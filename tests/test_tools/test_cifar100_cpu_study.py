@@ -10,10 +10,13 @@ from conftest import ROOT, run
 
 
 def study(data, work, results, *extra):
+    # float32: the precision every CPU runs at speed (bf16 is refused on a
+    # CPU without native bfloat16, as on some CI machines).
     return [
         sys.executable, 'tools/benchmarks/cifar100_cpu_study.py', str(data),
         '--fraction', '0.5', '--epochs', '2', '--val-interval', '1',
-        '--work-dir', str(work), '--results-dir', str(results), *extra
+        '--precision', 'fp32', '--work-dir', str(work), '--results-dir',
+        str(results), *extra
     ]
 
 
@@ -37,10 +40,10 @@ def test_study_writes_a_result_per_run_and_builds_the_table_from_them(
     data, work, results, out = (base_study[k] for k in (
         'data', 'work', 'results', 'out'))
     files = sorted(p.name for p in results.iterdir())
-    assert files == [f'{m}_resnet20_0.5frac_2e_bf16_seed{s}.json'
+    assert files == [f'{m}_resnet20_0.5frac_2e_seed{s}.json'
                      for m in ('ce', 'lsskd') for s in (0, 1)]
     lsskd = json.loads(
-        (results / 'lsskd_resnet20_0.5frac_2e_bf16_seed1.json').read_text())
+        (results / 'lsskd_resnet20_0.5frac_2e_seed1.json').read_text())
     assert lsskd['method'] == 'lsskd' and lsskd['seed'] == 1
     assert lsskd['config'] == \
         'configs/lsskd/lsskd_resnet20_1xb64-240e_cifar100.py'
@@ -51,7 +54,7 @@ def test_study_writes_a_result_per_run_and_builds_the_table_from_them(
     assert set(lsskd['last']['branches_top1']) == {
         'aux/branch1_top1', 'aux/branch2_top1', 'aux/branch3_top1'}
     assert lsskd['wall_s'] > 0 and lsskd['s_per_iter'] > 0
-    assert lsskd['precision'] == 'bf16'
+    assert lsskd['precision'] == 'fp32'
     assert re.fullmatch(r'[0-9a-f]{40}(\+changes)?', lsskd['commit'])
     fit = lsskd['train_fit']
     assert fit['images'] == 'the training subset, test pipeline'
@@ -82,7 +85,7 @@ def test_study_writes_a_result_per_run_and_builds_the_table_from_them(
     assert table_of(again) == table
     # A result without its selection figure gets it from its checkpoint,
     # and the evaluation is deterministic.
-    ce1 = results / 'ce_resnet20_0.5frac_2e_bf16_seed1.json'
+    ce1 = results / 'ce_resnet20_0.5frac_2e_seed1.json'
     record = json.loads(ce1.read_text())
     ce1.write_text(json.dumps({k: v for k, v in record.items()
                                if k != 'selection'}))
@@ -90,10 +93,10 @@ def test_study_writes_a_result_per_run_and_builds_the_table_from_them(
         tmp_path)
     assert json.loads(ce1.read_text())['selection'] == record['selection']
     # A file's numbers are what the table shows: edit one, see it move.
-    ce0 = results / 'ce_resnet20_0.5frac_2e_bf16_seed0.json'
+    ce0 = results / 'ce_resnet20_0.5frac_2e_seed0.json'
     record = json.loads(ce0.read_text())
     record['last']['top1'], other = 10.0, json.loads(
-        (results / 'ce_resnet20_0.5frac_2e_bf16_seed1.json').read_text())
+        (results / 'ce_resnet20_0.5frac_2e_seed1.json').read_text())
     ce0.write_text(json.dumps(record))
     report = run(study(data, work, results, '--methods', 'ce',
                        '--report-only'), tmp_path)
@@ -112,7 +115,7 @@ def test_precise_bn_is_derived_from_the_lsskd_checkpoint(base_study,
     assert 'Epoch(train)' not in out
     assert 'Running Precise BN' in out
     plain, recalibrated = (json.loads(
-        (results / f'{m}_resnet20_0.5frac_2e_bf16_seed0.json').read_text())
+        (results / f'{m}_resnet20_0.5frac_2e_seed0.json').read_text())
         for m in ('lsskd', 'lsskd-precise-bn'))
     source = recalibrated['derived_from']
     assert source['method'] == 'lsskd'
@@ -124,7 +127,7 @@ def test_precise_bn_is_derived_from_the_lsskd_checkpoint(base_study,
     # Nothing of the derived runs was trained.
     assert not list((work / 'lsskd-precise-bn_seed0').glob('*.pth'))
     views = json.loads((results / 'lsskd-precise-bn-views_resnet20_0.5frac'
-                        '_2e_bf16_seed0.json').read_text())
+                        '_2e_seed0.json').read_text())
     assert views['derived_from']['method'] == 'lsskd'
     assert out.count('Running Precise BN') == 2
     row = [line for line in table_of(out)
@@ -147,11 +150,12 @@ def test_a_holdout_study_chooses_on_training_images_and_tests_once(
     out = run([
         sys.executable, 'tools/benchmarks/cifar100_cpu_study.py', str(data),
         '--fraction', '1', '--holdout', '0.5', '--epochs', '1',
-        '--methods', 'lsskd', '--work-dir', str(work), '--results-dir',
+        '--precision', 'fp32', '--methods', 'lsskd', '--work-dir',
+        str(work), '--results-dir',
         str(results)
     ], tmp_path)
     record = json.loads(
-        (results / 'lsskd_resnet20_1frac_1e_holdout0.5_bf16_seed0.json')
+        (results / 'lsskd_resnet20_1frac_1e_holdout0.5_seed0.json')
         .read_text())
     assert record['evaluated_on'] == 'held-out training images'
     assert 'best_on_test' not in record
@@ -186,7 +190,7 @@ def test_an_interrupted_run_resumes_where_it_stopped(base_study, tmp_path):
     from cifar100_cpu_study import study_config
     args = argparse.Namespace(
         data=str(data), model='resnet20', fraction=0.5, holdout=0.0,
-        epochs=2, val_interval=1, cfg_options={}, precision='bf16',
+        epochs=2, val_interval=1, cfg_options={}, precision='fp32',
         channels_last=False)
     run_dir = work / 'ce_seed0'
     run_dir.mkdir(parents=True)
@@ -204,9 +208,9 @@ def test_an_interrupted_run_resumes_where_it_stopped(base_study, tmp_path):
     out = run(study(data, work, results, '--methods', 'ce'), tmp_path)
     assert 'Resuming' in out or 'resumed epoch: 1' in out
     resumed = json.loads(
-        (results / 'ce_resnet20_0.5frac_2e_bf16_seed0.json').read_text())
+        (results / 'ce_resnet20_0.5frac_2e_seed0.json').read_text())
     expected = json.loads(
-        (straight / 'ce_resnet20_0.5frac_2e_bf16_seed0.json').read_text())
+        (straight / 'ce_resnet20_0.5frac_2e_seed0.json').read_text())
     assert resumed['parts'] == 2 and resumed['wall_s'] is None
     assert resumed['curve'] == expected['curve']
     assert resumed['selection'] == expected['selection']
@@ -268,6 +272,35 @@ def test_the_verdict_pairs_seeds_and_needs_three_and_the_spread():
         '- PS-KD, uniform past prediction (diagnostic): +1.00 ± 1.32 on the '
         'test set (last epoch); **within the seed spread of PS-KD** on the '
         'test set (spread 1.50).']
+
+    # With Cutout and CutMix: against cross-entropy with the same
+    # augmentation, only the runs that have it.
+    ce_coc = [fake_run('ce-coc', s, t) for s, t in ((0, 24.0), (1, 25.0))]
+    pskd_coc = [fake_run('pskd-coc', s, t) for s, t in ((0, 25.0),
+                                                         (1, 28.0))]
+    assert verdicts({'ce': ce, 'pskd': worse, 'ce-coc': ce_coc,
+                     'pskd-coc': pskd_coc}, reference='ce-coc') == [
+        '- PS-KD + Cutout + CutMix: +2.00 ± 1.41 on the test set (last '
+        'epoch); 2 seeds of 3: no verdict yet.']
+
+
+def test_bf16_is_refused_on_a_cpu_without_native_bfloat16(monkeypatch,
+                                                          capsys):
+    """Emulated bfloat16 trains many times slower than float32; the study
+    says so and names --precision fp32 (a regime of its own)."""
+    sys.path.insert(0, str(ROOT / 'tools/benchmarks'))
+    import cifar100_cpu_study
+    monkeypatch.setattr(cifar100_cpu_study, 'cpu_runs_bf16_natively',
+                        lambda: False)
+    argv = ['study', 'data', '--methods', 'ce']
+    monkeypatch.setattr('sys.argv', argv)
+    with pytest.raises(SystemExit):
+        cifar100_cpu_study.parse_args()
+    assert 'no native bfloat16' in capsys.readouterr().err
+    # float32, and a report that trains nothing, are accepted.
+    for extra in (['--precision', 'fp32'], ['--report-only']):
+        monkeypatch.setattr('sys.argv', argv + extra)
+        cifar100_cpu_study.parse_args()
 
 
 def test_a_best_epoch_missing_for_some_seeds_is_not_averaged_away():

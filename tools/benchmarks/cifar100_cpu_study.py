@@ -49,6 +49,7 @@ from pathlib import Path
 import torch
 from mmengine.config import Config, DictAction
 
+from mmlsskd.engine.optimizers import cpu_runs_bf16_natively
 from cifar100_students import (add_student_arguments,  # beside this script
                                local_cifar100)
 
@@ -61,6 +62,10 @@ METHODS = {
     'lbs': 'configs/baselines/{model}_1xb64-240e-lbs_cifar100.py',
     'pskd': 'configs/pskd/pskd_{model}_1xb64-240e_cifar100.py',
     'lsskd': 'configs/lsskd/lsskd_{model}_1xb64-240e_cifar100.py',
+    # With Cutout and CutMix (the paper's "COC" rows).
+    'ce-coc': 'configs/baselines/{model}_1xb64-240e-coc_cifar100.py',
+    'pskd-coc': 'configs/pskd/pskd-coc_{model}_1xb64-240e_cifar100.py',
+    'lsskd-coc': 'configs/lsskd/lsskd-coc_{model}_1xb64-240e_cifar100.py',
     **{
         f'lsskd-{name}':
         f'configs/lsskd/lsskd-{name}_{{model}}_1xb64-240e_cifar100.py'
@@ -91,6 +96,9 @@ METHODS.update(
 LABELS = dict(
     ce='Cross-entropy', lbs='Label smoothing 0.1', pskd='PS-KD',
     lsskd='LSSKD (paper)', **{
+        'ce-coc': 'Cross-entropy + Cutout + CutMix',
+        'pskd-coc': 'PS-KD + Cutout + CutMix',
+        'lsskd-coc': 'LSSKD + Cutout + CutMix',
         'lsskd-no-hier': 'LSSKD without hierarchical softening',
         'lsskd-no-kl': 'LSSKD without deep-to-shallow KL',
         'lsskd-no-feat': 'LSSKD without feature consistency',
@@ -196,6 +204,14 @@ def parse_args() -> argparse.Namespace:
         parser.error('--update-docs writes the test-set table of the docs;'
                      ' a --holdout study is for choosing options: print its '
                      'table without --update-docs.')
+    if args.precision == 'bf16' and not args.report_only and \
+            not cpu_runs_bf16_natively():
+        parser.error(
+            f'this CPU ({torch.backends.cpu.get_cpu_capability()}) has no '
+            f'native bfloat16: --precision bf16 (the default) would train '
+            f'many times slower than float32 here. Pass --precision fp32; '
+            f'its results are a regime of their own (file names without '
+            f'_bf16), never mixed with bf16 ones.')
     return args
 
 
@@ -587,8 +603,22 @@ def verdict_of(difference: dict) -> str:
 
 
 # How the verdicts name the methods they compare with.
-REFERENCE_NAMES = dict(
-    ce='cross-entropy', lsskd="the paper's LSSKD", pskd='PS-KD')
+REFERENCE_NAMES = {
+    'ce': 'cross-entropy', 'lsskd': "the paper's LSSKD", 'pskd': 'PS-KD',
+    'ce-coc': 'cross-entropy with Cutout and CutMix'}
+COC = '-coc'
+
+
+def compared_with(reference: str, method: str) -> bool:
+    """Whether ``method`` is one of the ``reference`` method's variants:
+    every method is cross-entropy's; the Cutout + CutMix runs are also
+    cross-entropy's with the same augmentation; an option or ablation is
+    its method's."""
+    if reference == 'ce':
+        return True
+    if reference == 'ce' + COC:
+        return method.endswith(COC)
+    return method.startswith(f'{reference}-')
 
 
 def verdicts(results: dict, reference: str = 'ce') -> list:
@@ -601,15 +631,15 @@ def verdicts(results: dict, reference: str = 'ce') -> list:
     seeds and a mean paired difference larger than every seed-to-seed
     standard deviation involved. Against another method than ``'ce'``
     only that method's variants are compared (``'lsskd'``: its ablations
-    and options; ``'pskd'``: its uniform-past control).
+    and options; ``'pskd'``: its uniform-past control; ``'ce-coc'``: the
+    methods with Cutout and CutMix).
     """
     reference_runs = results.get(reference, [])
     name = REFERENCE_NAMES[reference]
     lines = []
     for method, runs in results.items():
-        if method == reference or not reference_runs or (
-                reference != 'ce'
-                and not method.startswith(f'{reference}-')):
+        if method == reference or not reference_runs or \
+                not compared_with(reference, method):
             continue
         test = paired_difference(runs, reference_runs,
                                  lambda r: r['last']['top1'])
@@ -732,6 +762,8 @@ def report(args: argparse.Namespace, results: dict) -> tuple:
         '[docs/results.md](docs/results.md).'
     ]
     for reference, heading in (
+            ('ce' + COC, 'With Cutout and CutMix, against cross-entropy '
+             'with them, paired by seed:'),
             ('lsskd', "LSSKD's ablations and options against the paper's "
              'LSSKD, paired by seed:'),
             ('pskd', "PS-KD's control against PS-KD, paired by seed:")):

@@ -46,6 +46,22 @@ def training_data(cfg) -> str:
     return DATASETS.get(name, name)
 
 
+def augmentations(cfg) -> list:
+    """Cutout in the training pipeline and the batch mixes (the model's or
+    its wrapped classifier's ``train_cfg.augments``), as mmpretrain's
+    metafiles list them."""
+    dataset = cfg.train_dataloader.dataset
+    while 'dataset' in dataset:
+        dataset = dataset.dataset
+    names = [t['type'] for t in dataset.get('pipeline', [])
+             if t['type'] == 'Cutout']
+    model = cfg.model.get('architecture', cfg.model)
+    augments = (model.get('train_cfg') or {}).get('augments', [])
+    if isinstance(augments, dict):
+        augments = [augments]
+    return names + [a['type'] for a in augments]
+
+
 def model_entry(path: Path) -> dict:
     """The metafile entry of one config."""
     from mmengine.config import Config
@@ -53,6 +69,7 @@ def model_entry(path: Path) -> dict:
     techniques = ['SGD with Momentum', 'Weight Decay']
     if str(cfg.model.type).split('.')[-1] in ('LSSKD', 'PSKD'):
         techniques.append('Self-Knowledge Distillation')
+    techniques += augmentations(cfg)
     return {
         'Name': path.stem,
         'In Collection': COLLECTIONS[path.parent.name][0],

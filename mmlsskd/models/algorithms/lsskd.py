@@ -11,8 +11,8 @@ from torch import nn
 from ...engine.past_prediction_store import PastPredictions
 from ...utils.errors import check_unit_interval, config_error
 from ..heads.rotation_joint_head import stack_branches
-from ..utils import (averages_over_rows, progressive_targets, run_named,
-                     sum_over_parts)
+from ..utils import (averages_over_rows, mix_rows, progressive_targets,
+                     run_named, sum_over_parts)
 from ..utils.backbone_stages import (check_branch_stages,
                                      choose_branch_stages,
                                      probe_backbone_stages)
@@ -332,8 +332,12 @@ class LSSKD(PSKD):
                 'classifier reads, or freeze those parameters '
                 '(frozen_stages).')
 
-    def compute_losses(self, inputs: torch.Tensor, labels: torch.Tensor,
-                       past: PastPredictions, past_weight: torch.Tensor):
+    def compute_losses(self,
+                       inputs: torch.Tensor,
+                       labels: torch.Tensor,
+                       past: PastPredictions,
+                       past_weight: torch.Tensor,
+                       mixing: Optional[torch.Tensor] = None):
         """One LSSKD training forward: every loss term, logged apart.
 
         The part can be traced by torch.compile as one graph (see
@@ -345,13 +349,17 @@ class LSSKD(PSKD):
             past (PastPredictions): The store's rows of the batch.
             past_weight (torch.Tensor): Weight of each past prediction in
                 the targets, (B, ): ``alpha_t`` where one exists, else 0.
+            mixing (torch.Tensor, optional): The batch's mixing matrix
+                (B, B), None if not mixed. A rotation of a mixed image is
+                the same mix of its sources' rotations, so every view's
+                joint targets are mixed with it too. Defaults to None.
 
         Returns:
             tuple: The loss dict (``loss_cls``, ``loss_hier``, ``loss_kl``,
             ``loss_feat`` unless dropped, ``loss_cls_distill`` if set, and
             each branch's training accuracy), and the step's detached
-            predictions for the store: final distributions (B, C) and
-            branch SADs (num_branches, B, K, C * K).
+            predictions for the store, one per source image: final
+            distributions (B, C) and branch SADs (num_branches, B, K, C * K).
         """
         batch = inputs.size(0)
 
@@ -384,14 +392,15 @@ class LSSKD(PSKD):
             loss_cls=self.loss_cls(
                 cls_logits,
                 self._classifier_targets(labels, past, past_weight,
-                                         teacher)))
+                                         teacher, mixing)))
         losses.update(
             self.aux_head.loss(aux_logits,
                                self.view_transform.joint_labels(labels),
                                past.branches,
                                # alpha_t where the branch row was stored.
                                past.branch_written.to(past_weight.dtype) *
-                               past_weight.repeat(self.num_views)))
+                               past_weight.repeat(self.num_views),
+                               mixing=mixing))
         if self.loss_cls_distill is not None:
             losses['loss_cls_distill'] = self.loss_cls_distill(
                 logits, teacher)
@@ -408,17 +417,22 @@ class LSSKD(PSKD):
                 self._feat_loss_stacked)
 
         branch_probs = self.aux_head.probabilities(aux_logits)
-        return losses, (cls_logits.detach().softmax(dim=1),
-                        branch_probs.unflatten(
-                            1, (self.num_views, batch)).transpose(1, 2))
+        return losses, self._predictions_to_store(
+            cls_logits.detach().softmax(dim=1),
+            branch_probs.unflatten(1,
+                                   (self.num_views, batch)).transpose(1, 2),
+            mixing)
 
-    def _classifier_targets(self, labels, past, past_weight,
-                            branch_logits) -> torch.Tensor:
-        """The progressive soft target, with the deepest branch's class
-        distribution (from its detached ``branch_logits``, unrotated views
-        first) mixed in when ``branch_target_weight > 0``."""
+    def _classifier_targets(self, labels, past, past_weight, branch_logits,
+                            mixing) -> torch.Tensor:
+        """The progressive soft target (of the sources, mixed as the images
+        were), with the deepest branch's class distribution (from its
+        detached ``branch_logits``, unrotated views first, on the image as
+        trained) mixed in when ``branch_target_weight > 0``."""
         targets = progressive_targets(labels, self.num_classes, past.final,
                                       past_weight)
+        if mixing is not None:
+            targets = mix_rows(mixing, targets)
         if self.branch_target_weight > 0:
             branch_probs = branch_logits[:len(labels)].softmax(dim=1)
             targets = torch.lerp(targets, branch_probs.to(targets.dtype),

@@ -1,4 +1,6 @@
 import copy
+import os
+import traceback
 from typing import Dict, List, Optional, Tuple, Union
 
 import torch
@@ -11,9 +13,34 @@ from torch import nn
 from ...engine.past_prediction_store import PastPredictions
 from ...engine.finite_losses import check_finite_losses
 from ...utils.errors import config_error
-from ..utils import (backbone_settings_error, head_fix,
-                     progressive_targets, run_named)
+from ..utils import (MixingRecorder, backbone_settings_error,
+                     dominant_rows, head_fix, mix_rows, progressive_targets,
+                     run_named)
 from ..utils.loss_config import check_loss_cfg
+
+
+def _classifier_batch_augments(architecture: dict) -> Optional[dict]:
+    """The batch augments the classifier config asks for, where
+    ``ImageClassifier`` reads them: its data preprocessor's
+    ``batch_augments``, else its ``train_cfg`` (``augments``, ``probs``)."""
+    preprocessor = architecture.get('data_preprocessor')
+    if isinstance(preprocessor, dict) and preprocessor.get('batch_augments'):
+        return preprocessor['batch_augments']
+    return architecture.get('train_cfg') or None
+
+
+def _asserting_component(error: AssertionError) -> Optional[str]:
+    """The class whose code raised ``error``, unless it is a backbone's
+    (None: the backbone's settings are at fault)."""
+    frames = traceback.extract_tb(error.__traceback__)
+    if any(f'{os.sep}backbones{os.sep}' in frame.filename
+           for frame in frames):
+        return None
+    tb = error.__traceback__
+    while tb.tb_next is not None:
+        tb = tb.tb_next
+    owner = tb.tb_frame.f_locals.get('self')
+    return type(owner).__name__ if owner is not None else frames[-1].name
 
 
 @MODELS.register_module()
@@ -86,29 +113,41 @@ class PSKD(BaseAlgorithm):
                 f'with a backbone and a head, but the config has keys '
                 f'{sorted(architecture)}', "Wrap an mmpretrain "
                 "dict(type='ImageClassifier', backbone=..., head=...).")
+        augments = _classifier_batch_augments(architecture)
         if isinstance(data_preprocessor, dict):
             data_preprocessor = dict(data_preprocessor)
             data_preprocessor.setdefault('type',
                                          'mmpretrain.ClsDataPreprocessor')
-        # mmpretrain configs put Mixup/CutMix in any of these places.
-        for key, where in (
-                ('data_preprocessor.batch_augments', data_preprocessor),
-                ('model.architecture.data_preprocessor.batch_augments',
-                 architecture.get('data_preprocessor')),
-                ('model.architecture.train_cfg.augments',
-                 architecture.get('train_cfg'))):
-            parent, field = key.rsplit('.', 1)
-            if isinstance(where, dict) and where.get(field):
-                raise config_error(
-                    key, f'{name} builds its targets from hard labels, so '
-                    f'batch augments that mix labels (Mixup, CutMix) cannot '
-                    f'work', f'Set {key}=None (or {parent}=None).')
+            if augments:
+                # The classifier's Mixup/CutMix (mmpretrain's recipes put
+                # them in its train_cfg), moved into this preprocessor as
+                # ImageClassifier moves them into its own; a copy, because
+                # RandomBatchAugment appends to the probs list it is given.
+                data_preprocessor.setdefault('batch_augments',
+                                             copy.deepcopy(augments))
+                data_preprocessor.setdefault(
+                    'num_classes', architecture['head'].get('num_classes'))
+        elif augments and data_preprocessor is not None and getattr(
+                data_preprocessor, 'batch_augments', None) is None:
+            raise config_error(
+                'model.data_preprocessor', f'the classifier mixes its '
+                f'batches ({augments}), but the data preprocessor module '
+                f'given to {name} has no batch_augments, so the mixing would '
+                f'be lost', 'Pass the data preprocessor as a config dict, or '
+                'build the module with those batch_augments.')
         try:
             super().__init__(architecture, data_preprocessor, init_cfg)
         except AssertionError as error:
-            # mmpretrain's backbones check their settings with bare asserts.
-            raise backbone_settings_error(architecture['backbone'],
-                                          error) from error
+            # mmpretrain's backbones (and its batch augments, its
+            # preprocessors) check their settings with bare asserts.
+            component = _asserting_component(error)
+            if component is None:
+                raise backbone_settings_error(architecture['backbone'],
+                                              error) from error
+            raise config_error(
+                'model', f'{component} refused its settings ({error})',
+                f'Check the settings of {component} in the config against '
+                f'its documentation.') from error
 
         self.num_classes = getattr(self.architecture.head, 'num_classes',
                                    None)
@@ -117,6 +156,14 @@ class PSKD(BaseAlgorithm):
                 'architecture.head', f'{name} reads the number of classes '
                 f'from the head, but {type(self.architecture.head).__name__} '
                 f'has no num_classes', 'Use a head such as LinearClsHead.')
+        augments = getattr(self.data_preprocessor, 'batch_augments', None)
+        if augments is not None and not isinstance(augments,
+                                                   MixingRecorder):
+            # The targets of a mixed image need its sources and shares.
+            self.data_preprocessor.batch_augments = MixingRecorder(augments)
+            if getattr(self.data_preprocessor, 'num_classes', 0) is None:
+                # Mixing needs one-hot labels of the head's width.
+                self.data_preprocessor.num_classes = self.num_classes
         check_loss_cfg('loss_cls', loss_cls)
         self.loss_cls = MODELS.build(loss_cls)
 
@@ -224,8 +271,10 @@ class PSKD(BaseAlgorithm):
                                        device=inputs.device))
         labels = torch.zeros(batch, dtype=torch.long, device=inputs.device)
         try:
-            type(self).compute_losses(self, inputs, labels, past,
-                                      inputs.new_zeros(batch))
+            type(self).compute_losses(
+                self, inputs, labels, past, inputs.new_zeros(batch),
+                torch.eye(batch, device=inputs.device)
+                if self.mixes_batches else None)
         except RuntimeError as error:
             raise config_error(
                 'model', f'the training losses fail on what the modules '
@@ -310,12 +359,32 @@ class PSKD(BaseAlgorithm):
         labels, indices, past, past_weight = self._batch_targets_inputs(
             inputs, data_samples)
         losses, predictions = self._compute_losses(self, inputs, labels,
-                                                   past, past_weight)
+                                                   past, past_weight,
+                                                   self._batch_mixing(inputs))
         self._step_predictions = (indices, *predictions)
         return losses
 
-    def compute_losses(self, inputs: torch.Tensor, labels: torch.Tensor,
-                       past: PastPredictions, past_weight: torch.Tensor):
+    @property
+    def mixes_batches(self) -> bool:
+        """bool: Whether the data preprocessor mixes training batches."""
+        return isinstance(
+            getattr(self.data_preprocessor, 'batch_augments', None),
+            MixingRecorder)
+
+    def _batch_mixing(self, inputs: torch.Tensor) -> Optional[torch.Tensor]:
+        """The mixing matrix of this batch (B, B), None if it was not
+        mixed."""
+        if not self.mixes_batches:
+            return None
+        return self.data_preprocessor.batch_augments.pop_mixing(
+            inputs.size(0))
+
+    def compute_losses(self,
+                       inputs: torch.Tensor,
+                       labels: torch.Tensor,
+                       past: PastPredictions,
+                       past_weight: torch.Tensor,
+                       mixing: Optional[torch.Tensor] = None):
         """The training forward and its losses, from tensors alone.
 
         The part can be traced by torch.compile as one graph: it reads no
@@ -328,20 +397,37 @@ class PSKD(BaseAlgorithm):
             past (PastPredictions): The store's rows of the batch.
             past_weight (torch.Tensor): Weight of each past prediction in
                 the target, (B, ): ``alpha_t`` where one exists, else 0.
+            mixing (torch.Tensor, optional): How the batch augments mixed
+                the images (B, B): row i the shares of the sources (the
+                labels, past rows and weights above) in image i. None: not
+                mixed. Defaults to None.
 
         Returns:
             tuple: The loss dict, and the step's detached predictions for
-            the store: final distributions (B, C) and branch SADs
-            (num_branches, B, K, C * K).
+            the store, one per source image: final distributions (B, C) and
+            branch SADs (num_branches, B, K, C * K).
         """
         logits = self.architecture(inputs, mode='tensor')
-        predictions = (logits.detach().softmax(dim=1),
-                       logits.new_zeros(0, len(labels), 1, self.num_classes))
-        return dict(
-            loss_cls=self.loss_cls(
-                logits,
-                progressive_targets(labels, self.num_classes, past.final,
-                                    past_weight))), predictions
+        targets = progressive_targets(labels, self.num_classes, past.final,
+                                      past_weight)
+        if mixing is not None:
+            targets = mix_rows(mixing, targets)
+        predictions = self._predictions_to_store(
+            logits.detach().softmax(dim=1),
+            logits.new_zeros(0, len(labels), 1, self.num_classes), mixing)
+        return dict(loss_cls=self.loss_cls(logits, targets)), predictions
+
+    @staticmethod
+    def _predictions_to_store(final: torch.Tensor, branches: torch.Tensor,
+                              mixing: Optional[torch.Tensor]) -> tuple:
+        """Each source image's predictions for the store: its own when
+        unmixed, else those of the mixed image it has the largest share in
+        (:func:`dominant_rows`); a prediction on a mixture is never split
+        between its sources."""
+        if mixing is None:
+            return final, branches
+        rows = dominant_rows(mixing)
+        return final[rows], branches[:, rows]
 
     def _batch_targets_inputs(self, inputs: torch.Tensor,
                               data_samples: List[DataSample]):

@@ -6,7 +6,7 @@ from mmpretrain.registry import MODELS
 from torch import nn
 
 from ...utils.errors import config_error
-from ..utils import (averages_over_rows, progressive_targets,
+from ..utils import (averages_over_rows, mix_rows, progressive_targets,
                      sum_over_parts)
 from ..utils.loss_config import check_loss_cfg
 
@@ -101,9 +101,12 @@ class RotationJointHead(BaseModule):
         """
         return tuple(fc(x) for fc, x in zip(self.classifiers, feats))
 
-    def loss(self, logits: Sequence[torch.Tensor], joint_labels: torch.Tensor,
+    def loss(self,
+             logits: Sequence[torch.Tensor],
+             joint_labels: torch.Tensor,
              past_probs: torch.Tensor,
-             past_weight: torch.Tensor) -> Dict[str, torch.Tensor]:
+             past_weight: torch.Tensor,
+             mixing: Optional[torch.Tensor] = None) -> Dict[str, torch.Tensor]:
         """The branch losses and training accuracies.
 
         Takes the logits of :meth:`forward` rather than features, because the
@@ -116,6 +119,11 @@ class RotationJointHead(BaseModule):
                 epoch for the same rows, shape (num_branches, N, C * K).
             past_weight (torch.Tensor): Weight of the past SAD per row,
                 shape (N, ): ``alpha_t`` where a past SAD exists, else 0.
+            mixing (torch.Tensor, optional): How the batch's B images were
+                mixed (B, B), None if not: the targets of each view are
+                mixed with it (the rows are view-major, N = K * B). The
+                accuracies stay against each image's own joint label.
+                Defaults to None.
 
         Returns:
             dict[str, torch.Tensor]: ``loss_hier``, ``loss_kl`` (unless
@@ -129,6 +137,9 @@ class RotationJointHead(BaseModule):
         logits = stack_branches(logits)
         targets = progressive_targets(joint_labels, self.num_joint_classes,
                                       past_probs, past_weight)
+        if mixing is not None:
+            targets = mix_rows(mixing, targets.unflatten(
+                1, (self.num_views, -1))).flatten(1, 2)
         losses['loss_hier'] = sum_over_parts(self.loss_hier, logits, targets,
                                              self._stacked['hier'])
         if self.loss_kl is not None:

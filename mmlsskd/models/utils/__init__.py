@@ -1,3 +1,4 @@
+from .batch_mixing import MixingRecorder, dominant_rows, mix_rows
 from .branch_losses import averages_over_rows, sum_over_parts
 from .forward_checks import (backbone_settings_error, head_fix,
                              run_named)
@@ -5,6 +6,7 @@ from .progressive_targets import progressive_targets
 from .rotation_views import RotationViews
 
 __all__ = [
-    'RotationViews', 'averages_over_rows', 'backbone_settings_error',
-    'head_fix', 'progressive_targets', 'run_named', 'sum_over_parts'
+    'MixingRecorder', 'RotationViews', 'averages_over_rows',
+    'backbone_settings_error', 'dominant_rows', 'head_fix', 'mix_rows',
+    'progressive_targets', 'run_named', 'sum_over_parts'
 ]

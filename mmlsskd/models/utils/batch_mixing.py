@@ -1,0 +1,126 @@
+from typing import Callable, Optional, Tuple
+
+import torch
+
+from ...utils.errors import config_error
+
+
+class MixingRecorder:
+    """A data preprocessor's batch augments (mmpretrain's
+    ``RandomBatchAugment``: Mixup, CutMix, ResizeMix, ...), run unchanged,
+    with how they mixed the batch kept for the targets.
+
+    PS-KD and LSSKD build a mixed image's targets from its sources' own
+    targets (their labels and past predictions), so they must know which
+    images each mixed image is made of, and in which shares. The augments
+    return only the mixed images and labels; rather than re-implement
+    each of them (and every augment a user registers) to expose its
+    pairing, the recorder appends one identity column per image to the
+    scores it hands over. Every augment that mixes labels mixes those
+    columns with the same weights, so they come back as the mixing matrix
+    ``M`` (B, B): ``mixed_scores = M @ scores``, row i the shares of the
+    batch's images in mixed image i (the identity when a batch is not
+    mixed). The first mixed batch checks that the label columns follow that
+    rule, so an augment that changes labels in any other way is named
+    instead of mis-targeted.
+
+    Args:
+        batch_augments (Callable): ``(inputs, scores) -> (inputs, scores)``,
+            as ``ClsDataPreprocessor.batch_augments``.
+    """
+
+    def __init__(self, batch_augments: Callable) -> None:
+        self.batch_augments = batch_augments
+        self._mixing = None
+        self._checked = False
+
+    def __call__(self, inputs: torch.Tensor,
+                 scores: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        """Mix the batch as the augments do, and keep the mixing matrix.
+
+        Args:
+            inputs (torch.Tensor): Images, (B, C, H, W).
+            scores (torch.Tensor): Their label scores, (B, num_classes).
+
+        Returns:
+            tuple: The mixed images and label scores, as the augments give
+            them.
+        """
+        batch, num_classes = scores.shape
+        identity = torch.eye(batch, dtype=torch.float32, device=scores.device)
+        mixed_inputs, mixed = self.batch_augments(
+            inputs, torch.cat([scores.float(), identity], dim=1))
+        mixed_scores, mixing = mixed.split([num_classes, batch], dim=1)
+        if not self._checked:
+            self._check_linear(scores, mixed_scores, mixing)
+        self._mixing = mixing
+        return mixed_inputs, mixed_scores
+
+    def _check_linear(self, scores, mixed_scores, mixing) -> None:
+        """Once: the augments mixed the labels by shares of images (one
+        read back from the device, at the first step)."""
+        self._checked = True
+        name = type(self.batch_augments).__name__
+        if not (torch.allclose(mixing.sum(dim=1), mixing.new_ones(1),
+                               atol=1e-5) and bool((mixing >= 0).all())
+                and torch.allclose(mixed_scores, mixing @ scores.float(),
+                                   atol=1e-5)):
+            raise config_error(
+                'batch_augments', f'{name} changes the label scores in a '
+                f'way other than mixing images\' labels by shares '
+                f'(mixed = M @ scores, every row of M non-negative and '
+                f'summing to 1), so the progressive targets of a mixed '
+                f'image cannot be formed from its sources\'', 'Use '
+                "mmpretrain's Mixup, CutMix or ResizeMix, or an augment "
+                'that mixes labels as they do.')
+
+    def pop_mixing(self, batch_size: int) -> Optional[torch.Tensor]:
+        """The mixing matrix of the batch mixed last, once.
+
+        Args:
+            batch_size (int): Images in the batch the caller trains on.
+
+        Returns:
+            torch.Tensor | None: (B, B), or None if no batch was mixed since
+            the last call (not in training, or the augments did not run).
+        """
+        mixing, self._mixing = self._mixing, None
+        if mixing is not None and mixing.size(0) != batch_size:
+            raise RuntimeError(
+                f'The batch augments last mixed a batch of '
+                f'{mixing.size(0)} images, but the losses are computed on '
+                f'{batch_size}: the data preprocessor and the loss must '
+                f'see the same batch.')
+        return mixing
+
+
+def mix_rows(mixing: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Targets of mixed images: row i is ``sum_j mixing[i, j] targets[j]``.
+
+    Computed in the targets' precision even under autocast (a bf16 matmul
+    would round the targets).
+
+    Args:
+        mixing (torch.Tensor): The mixing matrix, (B, B).
+        targets (torch.Tensor): The sources' targets, (..., B, C).
+
+    Returns:
+        torch.Tensor: The mixed images' targets, (..., B, C).
+    """
+    with torch.autocast(targets.device.type, enabled=False):
+        return torch.matmul(mixing.to(targets.dtype), targets)
+
+
+def dominant_rows(mixing: torch.Tensor) -> torch.Tensor:
+    """For every source image, the mixed image it has the largest share
+    in (ties go to the image itself): where its prediction for the store
+    is read (see docs/mixing.md, "Batch mixing").
+
+    Args:
+        mixing (torch.Tensor): The mixing matrix, (B, B).
+
+    Returns:
+        torch.Tensor: Row indices, (B, ); ``arange(B)`` when unmixed.
+    """
+    own = torch.eye(len(mixing), dtype=mixing.dtype, device=mixing.device)
+    return (mixing + 1e-6 * own).argmax(dim=0)
