@@ -1,4 +1,5 @@
-"""The PS-KD and LSSKD training forward traces as one graph.
+"""The PS-KD and LSSKD training forward traces as one graph, with batch
+mixing too (a mixed and an unmixed batch give the same graph).
 
 ``compile_losses`` compiles :meth:`PSKD.compute_losses` (LSSKD's for LSSKD);
 with ``fullgraph=True`` any graph break is an error, and with
@@ -24,6 +25,9 @@ def train(options, work_dir, method, compile_losses=None):
         extra['model'] = dict(type='PSKD', _delete_=True,
                               architecture=make_cfg(options,
                                                     work_dir).model.architecture)
+    if method == 'LSSKD+CutMix':  # a mixing matrix enters the graph
+        extra['model'] = dict(architecture=dict(train_cfg=dict(
+            augments=[dict(type='CutMix', alpha=1.0)], probs=[0.5])))
     cfg = make_cfg(options, work_dir, **extra)
     cfg.val_cfg = cfg.val_dataloader = cfg.val_evaluator = None
     cfg.model.compile_losses = compile_losses
@@ -35,7 +39,7 @@ def train(options, work_dir, method, compile_losses=None):
     return logged, hook_of(runner).store.state_dict()
 
 
-@pytest.mark.parametrize('method', ['PSKD', 'LSSKD'])
+@pytest.mark.parametrize('method', ['PSKD', 'LSSKD', 'LSSKD+CutMix'])
 def test_compiled_step_is_one_graph_with_the_eager_losses(
         tiny_cfg_options, tmp_path, method):
     eager, eager_store = train(tiny_cfg_options, tmp_path / 'eager', method)
@@ -51,7 +55,7 @@ def test_compiled_step_is_one_graph_with_the_eager_losses(
     assert torch._dynamo.utils.counters['stats']['unique_graphs'] == 1
     assert set(compiled) == set(eager)
     assert 'train/loss_cls' in eager
-    if method == 'LSSKD':
+    if method.startswith('LSSKD'):
         assert {'train/loss_hier', 'train/loss_kl',
                 'train/loss_feat'} <= set(eager)
     for key, values in eager.items():

@@ -30,8 +30,9 @@ class BF16AmpOptimWrapper(OptimWrapper):
     has float32's exponent range, so gradients neither underflow nor need a
     loss scale, and a CPU with AVX-512 BF16 or AMX runs it about twice as
     fast (one without native bfloat16 runs it many times slower:
-    :func:`cpu_runs_bf16_natively`). ``tools/train.py --amp`` picks this wrapper where no GPU is
-    present and ``AmpOptimWrapper`` (float16) where one is.
+    :func:`cpu_runs_bf16_natively`). ``tools/train.py --amp`` picks this
+    wrapper where no GPU is present and ``AmpOptimWrapper`` (float16) where
+    one is.
 
     Args:
         **kwargs: Keyword arguments of :class:`mmengine.optim.OptimWrapper`

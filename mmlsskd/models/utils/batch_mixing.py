@@ -60,7 +60,8 @@ class MixingRecorder:
         """Once: the augments mixed the labels by shares of images (one
         read back from the device, at the first step)."""
         self._checked = True
-        name = type(self.batch_augments).__name__
+        name = getattr(self.batch_augments, '__name__',
+                       type(self.batch_augments).__name__)
         if not (torch.allclose(mixing.sum(dim=1), mixing.new_ones(1),
                                atol=1e-5) and bool((mixing >= 0).all())
                 and torch.allclose(mixed_scores, mixing @ scores.float(),
