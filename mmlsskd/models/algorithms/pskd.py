@@ -1,6 +1,4 @@
 import copy
-import os
-import traceback
 from typing import Dict, List, Optional, Tuple, Union
 
 import torch
@@ -13,34 +11,10 @@ from torch import nn
 from ...engine.past_prediction_store import PastPredictions
 from ...engine.finite_losses import check_finite_losses
 from ...utils.errors import config_error
-from ..utils import (MixingRecorder, backbone_settings_error,
-                     dominant_rows, head_fix, mix_rows, progressive_targets,
-                     run_named)
+from ..utils import (MixingRecorder, build_settings_error, dominant_rows,
+                     head_fix, mix_rows, progressive_targets, record_mixing,
+                     run_named, with_classifier_augments)
 from ..utils.loss_config import check_loss_cfg
-
-
-def _classifier_batch_augments(architecture: dict) -> Optional[dict]:
-    """The batch augments the classifier config asks for, where
-    ``ImageClassifier`` reads them: its data preprocessor's
-    ``batch_augments``, else its ``train_cfg`` (``augments``, ``probs``)."""
-    preprocessor = architecture.get('data_preprocessor')
-    if isinstance(preprocessor, dict) and preprocessor.get('batch_augments'):
-        return preprocessor['batch_augments']
-    return architecture.get('train_cfg') or None
-
-
-def _asserting_component(error: AssertionError) -> Optional[str]:
-    """The class whose code raised ``error``, unless it is a backbone's
-    (None: the backbone's settings are at fault)."""
-    frames = traceback.extract_tb(error.__traceback__)
-    if any(f'{os.sep}backbones{os.sep}' in frame.filename
-           for frame in frames):
-        return None
-    tb = error.__traceback__
-    while tb.tb_next is not None:
-        tb = tb.tb_next
-    owner = tb.tb_frame.f_locals.get('self')
-    return type(owner).__name__ if owner is not None else frames[-1].name
 
 
 @MODELS.register_module()
@@ -113,41 +87,19 @@ class PSKD(BaseAlgorithm):
                 f'with a backbone and a head, but the config has keys '
                 f'{sorted(architecture)}', "Wrap an mmpretrain "
                 "dict(type='ImageClassifier', backbone=..., head=...).")
-        augments = _classifier_batch_augments(architecture)
         if isinstance(data_preprocessor, dict):
             data_preprocessor = dict(data_preprocessor)
             data_preprocessor.setdefault('type',
                                          'mmpretrain.ClsDataPreprocessor')
-            if augments:
-                # The classifier's Mixup/CutMix (mmpretrain's recipes put
-                # them in its train_cfg), moved into this preprocessor as
-                # ImageClassifier moves them into its own; a copy, because
-                # RandomBatchAugment appends to the probs list it is given.
-                data_preprocessor.setdefault('batch_augments',
-                                             copy.deepcopy(augments))
-                data_preprocessor.setdefault(
-                    'num_classes', architecture['head'].get('num_classes'))
-        elif augments and data_preprocessor is not None and getattr(
-                data_preprocessor, 'batch_augments', None) is None:
-            raise config_error(
-                'model.data_preprocessor', f'the classifier mixes its '
-                f'batches ({augments}), but the data preprocessor module '
-                f'given to {name} has no batch_augments, so the mixing would '
-                f'be lost', 'Pass the data preprocessor as a config dict, or '
-                'build the module with those batch_augments.')
+        data_preprocessor = with_classifier_augments(data_preprocessor,
+                                                     architecture, name)
         try:
             super().__init__(architecture, data_preprocessor, init_cfg)
         except AssertionError as error:
-            # mmpretrain's backbones (and its batch augments, its
-            # preprocessors) check their settings with bare asserts.
-            component = _asserting_component(error)
-            if component is None:
-                raise backbone_settings_error(architecture['backbone'],
-                                              error) from error
-            raise config_error(
-                'model', f'{component} refused its settings ({error})',
-                f'Check the settings of {component} in the config against '
-                f'its documentation.') from error
+            # mmpretrain's backbones (and its batch augments) check their
+            # settings with bare asserts.
+            raise build_settings_error(architecture['backbone'],
+                                       error) from error
 
         self.num_classes = getattr(self.architecture.head, 'num_classes',
                                    None)
@@ -156,14 +108,8 @@ class PSKD(BaseAlgorithm):
                 'architecture.head', f'{name} reads the number of classes '
                 f'from the head, but {type(self.architecture.head).__name__} '
                 f'has no num_classes', 'Use a head such as LinearClsHead.')
-        augments = getattr(self.data_preprocessor, 'batch_augments', None)
-        if augments is not None and not isinstance(augments,
-                                                   MixingRecorder):
-            # The targets of a mixed image need its sources and shares.
-            self.data_preprocessor.batch_augments = MixingRecorder(augments)
-            if getattr(self.data_preprocessor, 'num_classes', 0) is None:
-                # Mixing needs one-hot labels of the head's width.
-                self.data_preprocessor.num_classes = self.num_classes
+        # The targets of a mixed image need its sources and their shares.
+        record_mixing(self.data_preprocessor, self.num_classes)
         check_loss_cfg('loss_cls', loss_cls)
         self.loss_cls = MODELS.build(loss_cls)
 

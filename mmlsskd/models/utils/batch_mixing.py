@@ -1,6 +1,8 @@
-from typing import Callable, Optional, Tuple
+import copy
+from typing import Callable, Optional, Tuple, Union
 
 import torch
+from torch import nn
 
 from ...utils.errors import config_error
 
@@ -125,3 +127,69 @@ def dominant_rows(mixing: torch.Tensor) -> torch.Tensor:
     """
     own = torch.eye(len(mixing), dtype=mixing.dtype, device=mixing.device)
     return (mixing + 1e-6 * own).argmax(dim=0)
+
+
+def with_classifier_augments(data_preprocessor: Union[dict, nn.Module, None],
+                             architecture: dict,
+                             owner: str) -> Union[dict, nn.Module, None]:
+    """The algorithm's data preprocessor, with the batch augments of the
+    classifier it wraps.
+
+    ``ImageClassifier`` moves its ``train_cfg`` (``augments``, ``probs``;
+    mmpretrain's recipes put Mixup and CutMix there) into its own data
+    preprocessor, unless that one has ``batch_augments`` of its own. An
+    mmrazor algorithm given a preprocessor of its own (the Runner gives it
+    the config's top-level one) would drop them; they are moved into that
+    one the same way. None keeps the classifier's preprocessor, augments
+    included.
+
+    Args:
+        data_preprocessor (dict | nn.Module, optional): The algorithm's.
+        architecture (dict): The classifier config.
+        owner (str): The algorithm's name, for the message.
+
+    Returns:
+        dict | nn.Module | None: The preprocessor to build the algorithm
+        with.
+
+    Raises:
+        LSSKDConfigError: If a preprocessor module without batch augments
+            would drop the classifier's.
+    """
+    preprocessor = architecture.get('data_preprocessor')
+    if isinstance(preprocessor, dict) and preprocessor.get('batch_augments'):
+        augments = preprocessor['batch_augments']
+    else:
+        augments = architecture.get('train_cfg')
+    if not augments or data_preprocessor is None:
+        return data_preprocessor
+    if isinstance(data_preprocessor, dict):
+        data_preprocessor = dict(data_preprocessor)
+        # A copy: RandomBatchAugment appends to the probs list it is given,
+        # and the classifier builds its own from the same config.
+        data_preprocessor.setdefault('batch_augments',
+                                     copy.deepcopy(augments))
+        data_preprocessor.setdefault('num_classes',
+                                     architecture['head'].get('num_classes'))
+        return data_preprocessor
+    if getattr(data_preprocessor, 'batch_augments', None) is None:
+        raise config_error(
+            'model.data_preprocessor', f'the classifier mixes its batches '
+            f'({augments}), but the data preprocessor module given to '
+            f'{owner} has no batch_augments, so the mixing would be lost',
+            'Pass the data preprocessor as a config dict, or build the '
+            'module with those batch_augments.')
+    return data_preprocessor
+
+
+def record_mixing(data_preprocessor: nn.Module, num_classes: int) -> None:
+    """Wrap the preprocessor's batch augments, if any, in a
+    :class:`MixingRecorder`, and give it the number of classes its one-hot
+    labels need when it has none (a classifier's own preprocessor built
+    without ``num_classes`` would stop at the first mixed batch)."""
+    augments = getattr(data_preprocessor, 'batch_augments', None)
+    if augments is None or isinstance(augments, MixingRecorder):
+        return
+    data_preprocessor.batch_augments = MixingRecorder(augments)
+    if getattr(data_preprocessor, 'num_classes', 0) is None:
+        data_preprocessor.num_classes = num_classes

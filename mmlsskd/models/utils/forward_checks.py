@@ -2,6 +2,8 @@
 fit together: at build time for a backbone's settings, before the first
 step for shapes (a dry run on one batch)."""
 import inspect
+import os
+import traceback
 from typing import Callable, Optional, Sequence
 
 import torch
@@ -59,6 +61,28 @@ def backbone_settings_error(
            'Check its settings against its documentation.')
     return config_error('model.architecture.backbone',
                         f'{kind} refused its settings ({detail})', fix)
+
+
+def build_settings_error(backbone: dict,
+                         error: AssertionError) -> LSSKDConfigError:
+    """The message for a bare ``assert`` that failed while the wrapped
+    classifier was built: the backbone's (:func:`backbone_settings_error`)
+    when its code raised it, else one naming the class that did (e.g.
+    ``RandomBatchAugment``), so no other part's assert is blamed on the
+    backbone."""
+    frames = traceback.extract_tb(error.__traceback__)
+    if any(f'{os.sep}backbones{os.sep}' in f.filename for f in frames):
+        return backbone_settings_error(backbone, error)
+    tb = error.__traceback__
+    while tb.tb_next is not None:
+        tb = tb.tb_next
+    owner = tb.tb_frame.f_locals.get('self')
+    component = type(owner).__name__ if owner is not None else \
+        frames[-1].name
+    return config_error(
+        'model', f'{component} refused its settings ({error})',
+        f'Check the settings of {component} in the config against its '
+        f'documentation.')
 
 
 def _default_argument(cls, name: str):
