@@ -41,6 +41,7 @@ from torch.profiler import ProfilerActivity, profile
 from torch.utils.flop_counter import FlopCounterMode
 
 import mmlsskd  # noqa: F401  (registers LSSKD's components)
+from mmlsskd.engine.optimizers import cpu_runs_bf16_natively
 from mmlsskd.models.utils import progressive_targets
 from mmlsskd.utils import reuse_freed_heap_memory
 
@@ -96,7 +97,15 @@ def parse_args() -> argparse.Namespace:
         help='also time plain and LSSKD training in bfloat16 mixed '
         'precision (BF16AmpOptimWrapper, what tools/train.py --amp uses '
         'without a GPU), in every memory format timed')
-    return parser.parse_args()
+    args = parser.parse_args()
+    if args.bf16 and not cpu_runs_bf16_natively():
+        # Still a measurement worth having (it is what --amp refuses), but
+        # one that takes many times longer than the float32 steps.
+        print(f'This CPU ({torch.backends.cpu.get_cpu_capability()}) has no '
+              f'native bfloat16: the bf16 steps are emulated, many times '
+              f'slower than float32; the run takes correspondingly long.',
+              flush=True)
+    return args
 
 
 class SetupOnlyLoop(EpochBasedTrainLoop):

@@ -9,9 +9,9 @@ from mmpretrain.registry import OPTIM_WRAPPERS
 def cpu_runs_bf16_natively() -> bool:
     """Whether this CPU computes in bfloat16 natively (oneDNN's own check:
     AVX-512, with BF16 or AMX at best). Elsewhere, e.g. on an AVX2-only
-    CPU, bfloat16 autocast is emulated: a ResNet-20 convolution ran 11x
-    slower than in float32 on an AVX2 AMD EPYC (docs/gpu.md, "bf16 on the
-    CPU")."""
+    CPU, bfloat16 autocast is emulated: a ResNet-20 training step took 16x
+    as long as in float32 on an AVX2 AMD EPYC (docs/benchmarks.md,
+    "bfloat16 on the CPU")."""
     try:
         return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
     except (AttributeError, RuntimeError):  # a build without oneDNN
