@@ -282,6 +282,9 @@ def test_the_verdict_pairs_seeds_and_needs_three_and_the_spread():
                      'pskd-coc': pskd_coc}, reference='ce-coc') == [
         '- PS-KD + Cutout + CutMix: +2.00 ± 1.41 on the test set (last '
         'epoch); 2 seeds of 3: no verdict yet.']
+    # ... and no option of PS-KD's.
+    assert verdicts({'pskd': worse, 'pskd-coc': pskd_coc},
+                    reference='pskd') == []
 
 
 def test_bf16_is_refused_on_a_cpu_without_native_bfloat16(monkeypatch,

@@ -613,12 +613,13 @@ def compared_with(reference: str, method: str) -> bool:
     """Whether ``method`` is one of the ``reference`` method's variants:
     every method is cross-entropy's; the Cutout + CutMix runs are also
     cross-entropy's with the same augmentation; an option or ablation is
-    its method's."""
+    its method's (a Cutout + CutMix run is none)."""
     if reference == 'ce':
         return True
     if reference == 'ce' + COC:
         return method.endswith(COC)
-    return method.startswith(f'{reference}-')
+    # A method with Cutout and CutMix is no option of the method without.
+    return method.startswith(f'{reference}-') and not method.endswith(COC)
 
 
 def verdicts(results: dict, reference: str = 'ce') -> list:
