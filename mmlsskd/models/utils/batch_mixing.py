@@ -54,13 +54,16 @@ class MixingRecorder:
             inputs, torch.cat([scores.float(), identity], dim=1))
         mixed_scores, mixing = mixed.split([num_classes, batch], dim=1)
         if not self._checked:
-            self._check_linear(scores, mixed_scores, mixing)
+            self._check_linear(scores, mixed_scores, mixing, identity)
         self._mixing = mixing
         return mixed_inputs, mixed_scores
 
-    def _check_linear(self, scores, mixed_scores, mixing) -> None:
-        """Once: the augments mixed the labels by shares of images (one
-        read back from the device, at the first step)."""
+    def _check_linear(self, scores, mixed_scores, mixing, identity) -> None:
+        """Once, on the first batch that was mixed: the augments mixed the
+        labels by shares of images (a read back from the device each step
+        until then)."""
+        if torch.equal(mixing, identity):
+            return  # not mixed (e.g. RandomBatchAugment drew no augment)
         self._checked = True
         name = getattr(self.batch_augments, '__name__',
                        type(self.batch_augments).__name__)
