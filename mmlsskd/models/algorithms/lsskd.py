@@ -11,8 +11,7 @@ from torch import nn
 from ...engine.past_prediction_store import PastPredictions
 from ...utils.errors import check_unit_interval, config_error
 from ..heads.rotation_joint_head import stack_branches
-from ..utils import (averages_over_rows, mix_rows, progressive_targets,
-                     run_named, sum_over_parts)
+from ..utils import averages_over_rows, run_named, sum_over_parts
 from ..utils.backbone_stages import (check_branch_stages,
                                      choose_branch_stages,
                                      probe_backbone_stages)
@@ -429,10 +428,8 @@ class LSSKD(PSKD):
         were), with the deepest branch's class distribution (from its
         detached ``branch_logits``, unrotated views first, on the image as
         trained) mixed in when ``branch_target_weight > 0``."""
-        targets = progressive_targets(labels, self.num_classes, past.final,
-                                      past_weight)
-        if mixing is not None:
-            targets = mix_rows(mixing, targets)
+        targets = self._classifier_progressive_targets(labels, past,
+                                                       past_weight, mixing)
         if self.branch_target_weight > 0:
             branch_probs = branch_logits[:len(labels)].softmax(dim=1)
             targets = torch.lerp(targets, branch_probs.to(targets.dtype),

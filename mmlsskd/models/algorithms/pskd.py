@@ -354,14 +354,20 @@ class PSKD(BaseAlgorithm):
             branch SADs (num_branches, B, K, C * K).
         """
         logits = self.architecture(inputs, mode='tensor')
-        targets = progressive_targets(labels, self.num_classes, past.final,
-                                      past_weight)
-        if mixing is not None:
-            targets = mix_rows(mixing, targets)
+        targets = self._classifier_progressive_targets(labels, past,
+                                                       past_weight, mixing)
         predictions = self._predictions_to_store(
             logits.detach().softmax(dim=1),
             logits.new_zeros(0, len(labels), 1, self.num_classes), mixing)
         return dict(loss_cls=self.loss_cls(logits, targets)), predictions
+
+    def _classifier_progressive_targets(self, labels, past, past_weight,
+                                        mixing) -> torch.Tensor:
+        """The classifier's progressive targets of the sources, mixed as
+        the images were (when they were)."""
+        targets = progressive_targets(labels, self.num_classes, past.final,
+                                      past_weight)
+        return targets if mixing is None else mix_rows(mixing, targets)
 
     @staticmethod
     def _predictions_to_store(final: torch.Tensor, branches: torch.Tensor,
