@@ -318,12 +318,17 @@ class PastPredictionStore:
 
     def _row_problem(self, chunk: int = 4096) -> Optional[str]:
         """What is wrong with the written rows, or None: every value finite
-        and in [0, 1], every row summing to 1 (within the storage type's
-        rounding), every written epoch at least -1."""
+        and in [0, 1], every row summing to 1 (within rounding), every
+        written epoch at least -1."""
         if bool((self.written_epoch < -1).any()):
             return 'written_epoch holds values below -1'
-        tolerance = {'float32': 1e-3, 'float16': 4e-3, 'bfloat16': 2e-2}[
-            self.dtype]
+        # Not the storage type's rounding alone: a run trained in bfloat16
+        # (CPU autocast, where the softmax runs in bfloat16) writes rows
+        # rounded to bfloat16 into a float32 store. Each rounding moves a
+        # row's sum by at most 2**-8, so two (the model's, the store's)
+        # stay well inside this; rows that are not distributions (logits,
+        # scaled or zeroed rows) do not.
+        tolerance = 2e-2
         written = self.written_epoch >= 0
         for name, rows, prefix in (('final', self._final, ()),
                                    ('branches', self._branches,

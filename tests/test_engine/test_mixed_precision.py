@@ -42,9 +42,9 @@ def amp_cfg(options, tmp_path, monkeypatch, *extra_args, native_bf16=True):
     return cfg
 
 
-def train_and_check_reduced_precision(cfg, wrapper_name: str) -> None:
+def train_and_check_reduced_precision(cfg, wrapper_name: str) -> Runner:
     """Train ``cfg``; the backbone and branches ran in bfloat16, everything
-    kept (weights, store) stayed float32 and finite."""
+    kept (weights, store) stayed float32 and finite. Returns its runner."""
     runner = Runner.from_cfg(cfg)
     conv_dtypes, aux_dtypes = set(), set()
 
@@ -83,6 +83,7 @@ def train_and_check_reduced_precision(cfg, wrapper_name: str) -> None:
                           atol=1e-2)
     assert torch.allclose(store.branches.sum(-1),
                           torch.ones(store.branches.shape[:-1]), atol=1e-2)
+    return runner
 
 
 def test_amp_without_gpu_trains_lsskd_in_bfloat16(tiny_cfg_options,
@@ -90,7 +91,20 @@ def test_amp_without_gpu_trains_lsskd_in_bfloat16(tiny_cfg_options,
     cfg = amp_cfg(tiny_cfg_options, tmp_path, monkeypatch)
     assert cfg.optim_wrapper.type == 'BF16AmpOptimWrapper'
     assert 'loss_scale' not in cfg.optim_wrapper
-    train_and_check_reduced_precision(cfg, 'BF16AmpOptimWrapper')
+    straight = train_and_check_reduced_precision(cfg, 'BF16AmpOptimWrapper')
+
+    # Its checkpoint resumes (its store holds rows rounded to bfloat16)
+    # and continues as the run did, to the bit.
+    resumed = amp_cfg(tiny_cfg_options, tmp_path / 'resumed', monkeypatch,
+                      '--resume', str(tmp_path / 'epoch_1.pth'))
+    resumed = Runner.from_cfg(resumed)
+    resumed.train()
+    assert resumed.epoch == straight.epoch == 2
+    ours, theirs = resumed.model.state_dict(), straight.model.state_dict()
+    for key in ours:
+        assert torch.equal(ours[key], theirs[key]), key
+    assert torch.equal(hook_of(resumed).store.final,
+                       hook_of(straight).store.final)
 
 
 @pytest.mark.filterwarnings('ignore:.*GradScaler is enabled')

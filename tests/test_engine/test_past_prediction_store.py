@@ -129,3 +129,49 @@ def test_bad_store_options_are_named():
         PastPredictionStore(2, 2, 2, 2, dtype='int8')
     with pytest.raises(LSSKDConfigError, match="branch_views must be"):
         PastPredictionStore(2, 2, 2, 2, branch_views='first')
+
+
+def linear_logits(rows: int, classes: int) -> torch.Tensor:
+    return torch.nn.functional.linear(torch.randn(rows, 16),
+                                      torch.randn(classes, 16))
+
+
+@pytest.mark.parametrize('dtype', ['float32', 'float16', 'bfloat16'])
+def test_a_store_written_in_bfloat16_training_resumes(dtype):
+    """Under CPU autocast the softmax runs in bfloat16, so a float32 store
+    holds rows rounded to bfloat16, whose sums miss 1 by up to about 2e-3
+    (0.0022 in a real 60-epoch PS-KD checkpoint, refused before): a store
+    the plugin wrote itself must load, whatever its dtype."""
+    torch.manual_seed(0)
+    num_samples, classes, views = 64, 100, 4
+    store = PastPredictionStore(num_samples, classes, views, 2, dtype=dtype)
+    # Logits as a classifier's linear layer gives them under autocast.
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        final = torch.softmax(
+            linear_logits(num_samples, classes), 1)
+        branches = torch.softmax(
+            linear_logits(2 * num_samples * views, classes * views).view(
+                2, num_samples, views, -1), 3)
+    assert final.dtype == branches.dtype == torch.bfloat16
+    store.update(torch.arange(num_samples), final, branches, epoch=3)
+    assert (final.float().sum(1) - 1).abs().max() > 1e-3  # the case
+
+    restored = PastPredictionStore(num_samples, classes, views, 2,
+                                   dtype=dtype)
+    restored.load_state_dict(store.state_dict())
+    assert torch.equal(restored.final, store.final)
+    assert torch.equal(restored.branches, store.branches)
+
+
+@pytest.mark.parametrize('damage, problem', [
+    (lambda rows: rows.mul_(1.05), r'final rows sum to 1 \+- 0.05'),
+    (lambda rows: rows.fill_(0), r'final rows sum to 1 \+- 1,'),
+])
+def test_rows_that_are_not_distributions_are_still_refused(damage, problem):
+    store = PastPredictionStore(4, 10, 1, 0)
+    store.update(torch.arange(4), torch.full((4, 10), 0.1),
+                 torch.zeros(0, 4, 1, 10), epoch=0)
+    state = store.state_dict()
+    damage(state['final'][2])
+    with pytest.raises(LSSKDCheckpointError, match=problem):
+        PastPredictionStore(4, 10, 1, 0).load_state_dict(state)
