@@ -86,9 +86,18 @@ def train_and_check_reduced_precision(cfg, wrapper_name: str) -> Runner:
     return runner
 
 
+# CutMix on half of the batches, as the COC configs mix them.
+CUTMIX = dict(model=dict(architecture=dict(train_cfg=dict(
+    augments=[dict(type='CutMix', alpha=1.0)], probs=[0.5]))))
+
+
+@pytest.mark.parametrize('mixing', [False, True])
 def test_amp_without_gpu_trains_lsskd_in_bfloat16(tiny_cfg_options,
-                                                  tmp_path, monkeypatch):
+                                                  tmp_path, monkeypatch,
+                                                  mixing):
     cfg = amp_cfg(tiny_cfg_options, tmp_path, monkeypatch)
+    if mixing:
+        cfg.merge_from_dict(CUTMIX)
     assert cfg.optim_wrapper.type == 'BF16AmpOptimWrapper'
     assert 'loss_scale' not in cfg.optim_wrapper
     straight = train_and_check_reduced_precision(cfg, 'BF16AmpOptimWrapper')
@@ -97,6 +106,8 @@ def test_amp_without_gpu_trains_lsskd_in_bfloat16(tiny_cfg_options,
     # and continues as the run did, to the bit.
     resumed = amp_cfg(tiny_cfg_options, tmp_path / 'resumed', monkeypatch,
                       '--resume', str(tmp_path / 'epoch_1.pth'))
+    if mixing:
+        resumed.merge_from_dict(CUTMIX)
     resumed = Runner.from_cfg(resumed)
     resumed.train()
     assert resumed.epoch == straight.epoch == 2

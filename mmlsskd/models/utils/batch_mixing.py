@@ -61,7 +61,8 @@ class MixingRecorder:
     def _check_linear(self, scores, mixed_scores, mixing, identity) -> None:
         """Once, on the first batch that was mixed: the augments mixed the
         labels by shares of images (a read back from the device each step
-        until then)."""
+        until then). It runs inside the training step's autocast (--amp),
+        so the product is :func:`mix_rows`'s, in float32."""
         if torch.equal(mixing, identity):
             return  # not mixed (e.g. RandomBatchAugment drew no augment)
         self._checked = True
@@ -69,7 +70,8 @@ class MixingRecorder:
                        type(self.batch_augments).__name__)
         if not (torch.allclose(mixing.sum(dim=1), mixing.new_ones(1),
                                atol=1e-5) and bool((mixing >= 0).all())
-                and torch.allclose(mixed_scores, mixing @ scores.float(),
+                and torch.allclose(mixed_scores,
+                                   mix_rows(mixing, scores.float()),
                                    atol=1e-5)):
             raise config_error(
                 'batch_augments', f'{name} changes the label scores in a '
