@@ -17,7 +17,7 @@ from mmlsskd.utils import (destroy_process_group, lock_work_dir,
                            refusals_without_traceback,
                            reuse_freed_heap_memory, setup_cpu_distributed)
 from mmlsskd.utils.checkpoint_checks import latest_checkpoint
-from mmlsskd.engine.optimizers import cpu_runs_bf16_natively
+from mmlsskd.engine.optimizers import cpu_has_amx, cpu_runs_bf16_natively
 from mmlsskd.utils.errors import config_error
 
 
@@ -90,7 +90,15 @@ def set_mixed_precision(optim_wrapper: dict) -> None:
             f'support for: emulated, it trains many times slower than '
             f'float32 (16x for a ResNet-20 step on an AVX2 CPU)',
             'Train without --amp on this machine; it speeds up training on '
-            'a GPU or on a CPU with AVX-512 (BF16) or AMX.')
+            'a GPU or on a CPU with AMX.')
+    if not cpu_has_amx():
+        print_log(
+            '--amp: this CPU runs bfloat16 natively (AVX-512 BF16) but has '
+            'no AMX tiles, so bfloat16 halves the activation memory but may '
+            'not train faster than float32: on a 2-core Xeon without AMX a '
+            'ResNet-20 LSSKD step took 1.22x as long (docs/benchmarks.md). '
+            'Leave --amp out if speed is what you want.',
+            logger='current', level=logging.WARNING)
     optim_wrapper.pop('loss_scale', None)
     optim_wrapper.type = 'BF16AmpOptimWrapper'
 

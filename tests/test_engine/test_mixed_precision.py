@@ -8,6 +8,7 @@ tested by letting mmengine believe there is a GPU: its wrapper's
 backward and the step.
 """
 import importlib.util
+import logging
 
 import pytest
 import torch
@@ -29,12 +30,15 @@ def train_script():
     return module
 
 
-def amp_cfg(options, tmp_path, monkeypatch, *extra_args, native_bf16=True):
+def amp_cfg(options, tmp_path, monkeypatch, *extra_args, native_bf16=True,
+            amx=True):
     """The config ``tools/train.py CONFIG --amp`` trains, on tiny data, on
-    a CPU that runs bfloat16 natively or not (whatever this one does)."""
+    a CPU that runs bfloat16 natively or not, with AMX or without (whatever
+    this one does)."""
     train = train_script()
     monkeypatch.setattr(train, 'cpu_runs_bf16_natively',
                         lambda: native_bf16)
+    monkeypatch.setattr(train, 'cpu_has_amx', lambda: amx)
     monkeypatch.setattr('sys.argv',
                         ['train.py', CONFIG, '--amp', *extra_args])
     cfg = train.merge_args(make_cfg(options, tmp_path), train.parse_args())
@@ -154,6 +158,28 @@ def test_amp_refuses_a_cpu_without_native_bfloat16(tiny_cfg_options,
                        match=r'--amp: .*no native support.* Train without '
                        r'--amp on this machine'):
         amp_cfg(tiny_cfg_options, tmp_path, monkeypatch, native_bf16=False)
+
+
+@pytest.mark.parametrize('amx', [False, True])
+def test_amp_warns_that_bfloat16_without_amx_may_be_slower(
+        tiny_cfg_options, tmp_path, monkeypatch, amx):
+    """Natively, but without AMX, a bfloat16 step was slower than float32:
+    --amp still trains in it (it halves memory) and says so."""
+    logged = []
+    monkeypatch.setattr(
+        'mmengine.logging.MMLogger.log',
+        lambda self, level, message, *args, **kwargs: logged.append(
+            (level, message)))
+    cfg = amp_cfg(tiny_cfg_options, tmp_path, monkeypatch, amx=amx)
+    assert cfg.optim_wrapper.type == 'BF16AmpOptimWrapper'
+    warnings = [message for level, message in logged
+                if level == logging.WARNING and 'no AMX tiles' in message]
+    if amx:
+        assert not warnings
+    else:
+        assert len(warnings) == 1
+        assert 'bfloat16 halves the activation memory but may not train ' \
+            'faster than float32' in warnings[0]
 
 
 def test_bf16_wrapper_autocasts_and_resumes_a_float16_runs_state():
