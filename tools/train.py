@@ -67,9 +67,12 @@ def parse_args() -> argparse.Namespace:
     return args
 
 
-def set_mixed_precision(optim_wrapper: dict) -> None:
+def set_mixed_precision(optim_wrapper: dict, asked_by: str = '--amp') -> None:
     """``--amp``: float16 with a dynamic loss scale on a GPU (mmengine's
-    ``AmpOptimWrapper``), bfloat16 elsewhere (``BF16AmpOptimWrapper``)."""
+    ``AmpOptimWrapper``), bfloat16 elsewhere (``BF16AmpOptimWrapper``).
+
+    ``asked_by`` names what asked for it, for messages: the flag, or a
+    config's own ``optim_wrapper.type``."""
     if any(available() for available in (is_cuda_available, is_npu_available,
                                          is_mlu_available,
                                          is_musa_available)):
@@ -80,24 +83,24 @@ def set_mixed_precision(optim_wrapper: dict) -> None:
     dtype = optim_wrapper.pop('dtype', None)
     if dtype not in (None, 'bfloat16', torch.bfloat16):
         raise config_error(
-            'optim_wrapper.dtype', f'--amp without a GPU trains in bfloat16 '
-            f'(the CPU autocasts to nothing else), not {dtype}',
+            'optim_wrapper.dtype', f'{asked_by} without a GPU trains in '
+            f'bfloat16 (the CPU autocasts to nothing else), not {dtype}',
             'Leave optim_wrapper.dtype out, or set it to bfloat16.')
     if not cpu_runs_bf16_natively():
         raise config_error(
-            '--amp', f'without a GPU it trains in bfloat16, which this CPU '
+            asked_by, f'without a GPU it trains in bfloat16, which this CPU '
             f'({torch.backends.cpu.get_cpu_capability()}) has no native '
             f'support for: emulated, it trains many times slower than '
             f'float32 (16x for a ResNet-20 step on an AVX2 CPU)',
-            'Train without --amp on this machine; it speeds up training on '
-            'a GPU or on a CPU with AMX.')
+            f'Train without {asked_by} on this machine; it speeds up '
+            f'training on a GPU or on a CPU with AMX.')
     if not cpu_has_amx():
         print_log(
-            '--amp: this CPU runs bfloat16 natively (AVX-512 BF16) but has '
-            'no AMX tiles, so bfloat16 halves the activation memory but may '
-            'not train faster than float32: on a 2-core Xeon without AMX a '
-            'ResNet-20 LSSKD step took 1.22x as long (docs/benchmarks.md). '
-            'Leave --amp out if speed is what you want.',
+            f'{asked_by}: this CPU runs bfloat16 natively (AVX-512 BF16) but '
+            'has no AMX tiles, so bfloat16 halves the activation memory but '
+            'may not train faster than float32: on a 2-core Xeon without AMX '
+            'a ResNet-20 LSSKD step took 1.22x as long (docs/benchmarks.md). '
+            f'Leave {asked_by} out if speed is what you want.',
             logger='current', level=logging.WARNING)
     optim_wrapper.pop('loss_scale', None)
     optim_wrapper.type = 'BF16AmpOptimWrapper'
@@ -133,6 +136,13 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
     # After --cfg-options, which may set the precision (optim_wrapper.dtype).
     if args.amp:
         set_mixed_precision(cfg.optim_wrapper)
+    elif cfg.optim_wrapper.get('type') == 'AmpOptimWrapper':
+        # A config that asks for mixed precision itself (as some mmpretrain
+        # recipes do) means what --amp means: without a GPU mmengine's
+        # wrapper only asserts one, so the CPU gets bfloat16 the same way.
+        set_mixed_precision(
+            cfg.optim_wrapper,
+            asked_by="optim_wrapper.type='AmpOptimWrapper'")
 
     # Dataloader defaults go in after --cfg-options, so that a num_workers
     # set there decides whether workers can persist.

@@ -31,16 +31,17 @@ def train_script():
 
 
 def amp_cfg(options, tmp_path, monkeypatch, *extra_args, native_bf16=True,
-            amx=True):
+            amx=True, flag='--amp'):
     """The config ``tools/train.py CONFIG --amp`` trains, on tiny data, on
     a CPU that runs bfloat16 natively or not, with AMX or without (whatever
-    this one does)."""
+    this one does); ``flag=None`` leaves --amp out."""
     train = train_script()
     monkeypatch.setattr(train, 'cpu_runs_bf16_natively',
                         lambda: native_bf16)
     monkeypatch.setattr(train, 'cpu_has_amx', lambda: amx)
     monkeypatch.setattr('sys.argv',
-                        ['train.py', CONFIG, '--amp', *extra_args])
+                        ['train.py', CONFIG, *[flag] * bool(flag),
+                         *extra_args])
     cfg = train.merge_args(make_cfg(options, tmp_path), train.parse_args())
     cfg.work_dir = str(tmp_path)
     return cfg
@@ -158,6 +159,30 @@ def test_amp_refuses_a_cpu_without_native_bfloat16(tiny_cfg_options,
                        match=r'--amp: .*no native support.* Train without '
                        r'--amp on this machine'):
         amp_cfg(tiny_cfg_options, tmp_path, monkeypatch, native_bf16=False)
+
+
+CONFIG_AMP = ('--cfg-options', 'optim_wrapper.type=AmpOptimWrapper',
+              'optim_wrapper.loss_scale=dynamic')
+
+
+def test_a_configs_own_amp_optim_wrapper_means_amp(tiny_cfg_options,
+                                                  tmp_path, monkeypatch):
+    """mmengine's AmpOptimWrapper asserts a GPU: a config that sets it
+    itself, as some mmpretrain recipes do, gets what --amp gives."""
+    cfg = amp_cfg(tiny_cfg_options, tmp_path, monkeypatch, *CONFIG_AMP,
+                  flag=None)
+    assert cfg.optim_wrapper.type == 'BF16AmpOptimWrapper'
+    assert 'loss_scale' not in cfg.optim_wrapper
+    runner = Runner.from_cfg(cfg)
+    wrapper = runner.build_optim_wrapper(runner.optim_wrapper)
+    assert type(wrapper) is BF16AmpOptimWrapper
+    # The messages name what asked for it.
+    with pytest.raises(LSSKDConfigError,
+                       match=r"optim_wrapper.type='AmpOptimWrapper': without "
+                       r'a GPU it trains in bfloat16, .* Train without '
+                       r"optim_wrapper.type='AmpOptimWrapper'"):
+        amp_cfg(tiny_cfg_options, tmp_path, monkeypatch, *CONFIG_AMP,
+                flag=None, native_bf16=False)
 
 
 @pytest.mark.parametrize('amx', [False, True])
