@@ -753,18 +753,24 @@ def report(args: argparse.Namespace, results: dict) -> tuple:
                     f'spread involved; written by the study script from its '
                     f'result files')
     against_ce = f'Against cross-entropy, paired by seed ({regime_words}):'
+    against_coc = ('With Cutout and CutMix, against cross-entropy with '
+                   'them, paired by seed:')
     verdict = [against_ce, ''] + verdicts(results)
     summary = [against_ce, ''] + (
         verdicts(settled(results))
-        or [f'- No method has the {VERDICT_SEEDS} seeds of a verdict yet.']
-    ) + [
+        or [f'- No method has the {VERDICT_SEEDS} seeds of a verdict yet.'])
+    # What the augmentation does to a method is read against cross-entropy
+    # with it, in the summary too.
+    coc = verdicts(settled(results), reference='ce' + COC)
+    if coc:
+        summary += ['', against_coc, ''] + coc
+    summary += [
         '', 'Every other run (options and ablations with fewer seeds, '
         'diagnostics) and the comparisons with the paper\'s LSSKD: '
         '[docs/results.md](docs/results.md).'
     ]
     for reference, heading in (
-            ('ce' + COC, 'With Cutout and CutMix, against cross-entropy '
-             'with them, paired by seed:'),
+            ('ce' + COC, against_coc),
             ('lsskd', "LSSKD's ablations and options against the paper's "
              'LSSKD, paired by seed:'),
             ('pskd', "PS-KD's control against PS-KD, paired by seed:")):
