@@ -136,7 +136,7 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
     # After --cfg-options, which may set the precision (optim_wrapper.dtype).
     if args.amp:
         set_mixed_precision(cfg.optim_wrapper)
-    elif cfg.optim_wrapper.get('type') == 'AmpOptimWrapper':
+    elif cfg.get('optim_wrapper', {}).get('type') == 'AmpOptimWrapper':
         # A config that asks for mixed precision itself (as some mmpretrain
         # recipes do) means what --amp means: without a GPU mmengine's
         # wrapper only asserts one, so the CPU gets bfloat16 the same way.
