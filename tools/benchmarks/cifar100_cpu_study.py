@@ -765,9 +765,8 @@ def report(args: argparse.Namespace, results: dict) -> tuple:
     if coc:
         summary += ['', against_coc, ''] + coc
     summary += [
-        '', 'Every other run (options and ablations with fewer seeds, '
-        'diagnostics) and the comparisons with the paper\'s LSSKD: '
-        '[docs/results.md](docs/results.md).'
+        '', 'Runs with fewer seeds, diagnostics, and comparisons with the '
+        "paper's LSSKD: [docs/results.md](docs/results.md)."
     ]
     for reference, heading in (
             ('ce' + COC, against_coc),
