@@ -365,6 +365,29 @@ def test_the_readme_reads_cutout_and_cutmix_against_ce_with_them():
     assert 'LSSKD + Cutout + CutMix' not in summary
 
 
+def test_cutout_and_cutmix_are_measured_against_the_method_without():
+    """The paper's Table III claim: a method with them against itself
+    without them, paired by seed; methods without a partner are left out."""
+    sys.path.insert(0, str(ROOT / 'tools/benchmarks'))
+    from cifar100_cpu_study import augmentation_effects
+    results = {
+        'ce': [fake_run('ce', s, t) for s, t in enumerate((25., 26., 27.))],
+        'lsskd': [fake_run('lsskd', s, t) for s, t in enumerate((23., 25.,
+                                                                 24.))],
+        'ce-coc': [fake_run('ce-coc', s, t) for s, t in enumerate((19., 21.,
+                                                                   20.))],
+        'lsskd-coc': [fake_run('lsskd-coc', 0, 24.5)],
+        'pskd-coc': [fake_run('pskd-coc', 0, 17.0)]}
+    # CE: -6, -5, -7 (mean -6, std 1); the spread is the largest of 1
+    # and both methods' stdev(...) = 1. LSSKD: one seed, +1.5.
+    assert augmentation_effects(results) == [
+        '- Cross-entropy + Cutout + CutMix: -6.00 ± 1.00 on the test set '
+        '(last epoch); **trails cross-entropy** on the test set (spread '
+        '1.00).',
+        '- LSSKD + Cutout + CutMix: +1.50 on the test set (last epoch); 1 '
+        'seed of 3: no verdict yet.']
+
+
 @pytest.mark.parametrize('epochs, precision', [(12, 'fp32'), (60, 'bf16')])
 def test_the_docs_show_what_the_committed_result_files_say(epochs,
                                                            precision):

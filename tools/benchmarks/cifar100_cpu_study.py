@@ -45,6 +45,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Optional
 
 import torch
 from mmengine.config import Config, DictAction
@@ -622,7 +623,21 @@ def compared_with(reference: str, method: str) -> bool:
     return method.startswith(f'{reference}-') and not method.endswith(COC)
 
 
-def verdicts(results: dict, reference: str = 'ce') -> list:
+def augmentation_effects(results: dict) -> list:
+    """Markdown bullets, one per method run with Cutout and CutMix whose
+    method also ran without them: the first against the second, paired by
+    seed (what the paper's Table III reports as the COC gain)."""
+    lines = []
+    for method in results:
+        base = method[:-len(COC)]
+        if method.endswith(COC) and base in results:
+            lines += verdicts({base: results[base], method: results[method]},
+                              reference=base, variants=[method])
+    return lines
+
+
+def verdicts(results: dict, reference: str = 'ce',
+             variants: Optional[list] = None) -> list:
     """Markdown bullets, one per method: its deployed classifier against
     the ``reference`` method's, paired by seed, on the test set (last
     epoch) and on the unused training images (where options are chosen),
@@ -633,14 +648,16 @@ def verdicts(results: dict, reference: str = 'ce') -> list:
     standard deviation involved. Against another method than ``'ce'``
     only that method's variants are compared (``'lsskd'``: its ablations
     and options; ``'pskd'``: its uniform-past control; ``'ce-coc'``: the
-    methods with Cutout and CutMix).
+    methods with Cutout and CutMix), unless ``variants`` names the methods
+    to compare.
     """
     reference_runs = results.get(reference, [])
     name = REFERENCE_NAMES[reference]
     lines = []
     for method, runs in results.items():
-        if method == reference or not reference_runs or \
-                not compared_with(reference, method):
+        compared = (method in variants if variants is not None else
+                    compared_with(reference, method))
+        if method == reference or not reference_runs or not compared:
             continue
         test = paired_difference(runs, reference_runs,
                                  lambda r: r['last']['top1'])
@@ -776,6 +793,11 @@ def report(args: argparse.Namespace, results: dict) -> tuple:
         variants = verdicts(results, reference=reference)
         if variants:
             verdict += ['', heading, ''] + variants
+    effects = augmentation_effects(results)
+    if effects:
+        verdict += ['', 'What Cutout and CutMix do to each method: with '
+                    'them against the same method without them, paired by '
+                    'seed:', ''] + effects
     return [caption, ''] + table(results), verdict, summary
 
 
