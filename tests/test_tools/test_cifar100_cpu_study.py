@@ -250,6 +250,21 @@ def test_the_verdict_pairs_seeds_and_needs_three_and_the_spread():
         '- LSSKD (paper): -5.00 on the test set (last epoch), -5.00 on the '
         'unused training images; 1 seed of 3: no verdict yet.',
     ]
+    # The README's compact wording: the two verdicts differ here ...
+    assert verdicts({'ce': ce, 'lsskd-no-past': better}, compact=True) == [
+        '- LSSKD without past predictions: +3.00 ± 1.00 on the test set, '
+        '+0.50 ± 0.00 on unused training images; **beats cross-entropy** '
+        '(spread 1.73), within the spread on unused training images (1.00).']
+    # ... and agree here (CE's unused-image figures are one below its test
+    # ones; the method's the same): -4, -5, -3 on both; the spread is
+    # PS-KD's own, stdev(21, 21, 24) = 1.73.
+    agree = [fake_run('pskd', s, t, t - 1) for s, t in ((0, 21.0),
+                                                        (1, 21.0),
+                                                        (2, 24.0))]
+    assert verdicts({'ce': ce, 'pskd': agree}, compact=True) == [
+        '- PS-KD: -4.00 ± 1.00 on the test set, -4.00 ± 1.00 on unused '
+        'training images; **trails cross-entropy** on both (spreads 1.73, '
+        '1.73).']
     # Against the paper's LSSKD only its variants are compared.
     assert verdicts({'ce': ce, 'lsskd-no-past': better, 'lsskd': unpaired},
                     reference='lsskd') == [
@@ -356,12 +371,13 @@ def test_the_readme_reads_cutout_and_cutmix_against_ce_with_them():
     # 0.58); against cross-entropy with the same augmentation: -3, -3, -2;
     # the largest spread is PS-KD's own, stdev(17, 18, 20) = 1.53. One
     # seed is no verdict.
-    assert '- PS-KD + Cutout + CutMix: -7.67 ± 0.58 on the test set' in summary
+    # The README's wording is compact.
+    assert '- PS-KD + Cutout + CutMix: -7.67 ± 0.58 on the test set; ' \
+        '**trails cross-entropy** (spread 1.53).' in summary
     assert summary.split('With Cutout and CutMix, against cross-entropy with '
                          'them, paired by seed:\n\n')[1].startswith(
-        '- PS-KD + Cutout + CutMix: -2.67 ± 0.58 on the test set (last '
-        'epoch); **trails cross-entropy with Cutout and CutMix** on the '
-        'test set (spread 1.53).')
+        '- PS-KD + Cutout + CutMix: -2.67 ± 0.58 on the test set; **trails '
+        'cross-entropy with Cutout and CutMix** (spread 1.53).')
     assert 'LSSKD + Cutout + CutMix' not in summary
 
 

@@ -637,11 +637,11 @@ def augmentation_effects(results: dict) -> list:
 
 
 def verdicts(results: dict, reference: str = 'ce',
-             variants: Optional[list] = None) -> list:
+             variants: Optional[list] = None, compact: bool = False) -> list:
     """Markdown bullets, one per method: its deployed classifier against
     the ``reference`` method's, paired by seed, on the test set (last
     epoch) and on the unused training images (where options are chosen),
-    with the verdict.
+    with the verdict; ``compact`` words them for the README.
 
     A method beats or trails the reference only with ``VERDICT_SEEDS``
     seeds and a mean paired difference larger than every seed-to-seed
@@ -671,9 +671,12 @@ def verdicts(results: dict, reference: str = 'ce',
             std = f' ± {d["std"]:.2f}' if 'std' in d else ''
             return f'{d["mean"]:+.2f}{std}'
 
-        parts = [f'{figure(test)} on the test set (last epoch)']
+        where = ('on the test set', 'on unused training images') if \
+            compact else (
+            'on the test set (last epoch)', 'on the unused training images')
+        parts = [f'{figure(test)} {where[0]}']
         if chosen['seeds']:
-            parts.append(f'{figure(chosen)} on the unused training images')
+            parts.append(f'{figure(chosen)} {where[1]}')
         seeds = test['seeds']
         if seeds < VERDICT_SEEDS:
             said = (f'{seeds} seed{"s" * (seeds > 1)} of '
@@ -683,10 +686,19 @@ def verdicts(results: dict, reference: str = 'ce',
                 if chosen['seeds'] else None
             said = (f'**{on_test} {name}**' if on_test != 'within the '
                     'spread' else f'**within the seed spread of {name}**')
-            said += f' on the test set (spread {test["spread"]:.2f})'
-            if on_chosen:
-                said += (f', {on_chosen} on the unused training images '
-                         f'(spread {chosen["spread"]:.2f})')
+            if compact and on_chosen == on_test:
+                said += (f' on both (spreads {test["spread"]:.2f}, '
+                         f'{chosen["spread"]:.2f})')
+            elif compact:
+                said += f' (spread {test["spread"]:.2f})'
+                if on_chosen:
+                    said += (f', {on_chosen} on unused training images '
+                             f'({chosen["spread"]:.2f})')
+            else:
+                said += f' on the test set (spread {test["spread"]:.2f})'
+                if on_chosen:
+                    said += (f', {on_chosen} on the unused training images '
+                             f'(spread {chosen["spread"]:.2f})')
         lines.append(f'- {LABELS[method]}: {", ".join(parts)}; {said}.')
     return lines
 
@@ -774,11 +786,11 @@ def report(args: argparse.Namespace, results: dict) -> tuple:
                    'them, paired by seed:')
     verdict = [against_ce, ''] + verdicts(results)
     summary = [against_ce, ''] + (
-        verdicts(settled(results))
+        verdicts(settled(results), compact=True)
         or [f'- No method has the {VERDICT_SEEDS} seeds of a verdict yet.'])
     # What the augmentation does to a method is read against cross-entropy
     # with it, in the summary too.
-    coc = verdicts(settled(results), reference='ce' + COC)
+    coc = verdicts(settled(results), reference='ce' + COC, compact=True)
     if coc:
         summary += ['', against_coc, ''] + coc
     summary += [
