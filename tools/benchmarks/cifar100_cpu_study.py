@@ -653,6 +653,8 @@ def verdicts(results: dict, reference: str = 'ce',
     """
     reference_runs = results.get(reference, [])
     name = REFERENCE_NAMES[reference]
+    where = ('on the test set', 'on unused training images') if compact \
+        else ('on the test set (last epoch)', 'on the unused training images')
     lines = []
     for method, runs in results.items():
         compared = (method in variants if variants is not None else
@@ -671,9 +673,6 @@ def verdicts(results: dict, reference: str = 'ce',
             std = f' ± {d["std"]:.2f}' if 'std' in d else ''
             return f'{d["mean"]:+.2f}{std}'
 
-        where = ('on the test set', 'on unused training images') if \
-            compact else (
-            'on the test set (last epoch)', 'on the unused training images')
         parts = [f'{figure(test)} {where[0]}']
         if chosen['seeds']:
             parts.append(f'{figure(chosen)} {where[1]}')
