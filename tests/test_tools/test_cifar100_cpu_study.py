@@ -211,9 +211,43 @@ def test_an_interrupted_run_resumes_where_it_stopped(base_study, tmp_path):
         (results / 'ce_resnet20_0.5frac_2e_seed0.json').read_text())
     expected = json.loads(
         (straight / 'ce_resnet20_0.5frac_2e_seed0.json').read_text())
-    assert resumed['parts'] == 2 and resumed['wall_s'] is None
+    # The killed part's time, read from its log, is in the run's wall time.
+    from cifar100_cpu_study import part_logs, part_seconds
+    first_log, _ = part_logs(run_dir)
+    assert resumed['parts'] == 2
+    assert resumed['wall_s'] > part_seconds(first_log) > 0
     assert resumed['curve'] == expected['curve']
     assert resumed['selection'] == expected['selection']
+
+
+def test_a_part_is_timed_from_the_first_to_the_last_line_of_its_log(
+        tmp_path):
+    sys.path.insert(0, str(ROOT / 'tools/benchmarks'))
+    from cifar100_cpu_study import part_logs, part_seconds
+    run_dir = tmp_path / 'lsskd_seed0'
+    logs = []
+    for stamp, lines in (
+        ('20261202_235930', [
+            '2026/12/02 23:59:30 - mmengine - INFO - ',
+            'System environment:',  # a continuation line, no time
+            '2026/12/03 00:04:00 - mmengine - INFO - Epoch(train) [1][50/157]',
+        ]),
+        ('20261203_080000', ['2026/12/03 08:00:05 - mmengine - INFO - ']),
+    ):
+        (run_dir / stamp).mkdir(parents=True)
+        logs.append(run_dir / stamp / f'{stamp}.log')
+        logs[-1].write_text('\n'.join(lines) + '\n')
+    # Not parts: the final evaluation's logs, one level deeper.
+    (run_dir / 'final/20261203_090000').mkdir(parents=True)
+    (run_dir / 'final/20261203_090000/20261203_090000.log').write_text(
+        '2026/12/03 09:00:00 - mmengine - INFO - \n')
+    assert part_logs(run_dir) == logs
+    # Across midnight: 30 s before it and 4 min after it.
+    assert part_seconds(logs[0]) == 270.
+    # A part that logged one line, and one killed before it logged any.
+    assert part_seconds(logs[1]) == 0.
+    logs[1].write_text('')
+    assert part_seconds(logs[1]) == 0.
 
 
 def fake_run(method, seed, top1, selection=None):

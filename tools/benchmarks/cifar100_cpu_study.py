@@ -7,8 +7,9 @@ the data order. The paper's step schedule is compressed to the epochs, and
 the full test set is evaluated every ``--val-interval`` epochs. Every
 finished run writes one small JSON file under ``--results-dir`` (method,
 config, seed, fraction, epochs, last-epoch and best-epoch top-1/top-5,
-per-branch top-1, the curve, wall time); a run whose file exists is skipped,
-so a study can be spread over sessions. The table (mean and standard
+per-branch top-1, the curve, wall time, summed over the parts of a resumed
+run); a run whose file exists is skipped and an interrupted one resumes, so
+a study can be spread over sessions. The table (mean and standard
 deviation over seeds of the last epoch, the best epoch beside it, labelled,
 and the paired difference to cross-entropy) and the plot are built from those
 files alone; ``--update-docs`` writes the table and the verdicts
@@ -868,12 +869,14 @@ def train_run(method: str, seed: int, args: argparse.Namespace,
     from its last epoch, and summarise the run."""
     start = time.perf_counter()
     resume = ['--resume'] if (run_dir / 'last_checkpoint').exists() else []
+    # A run that outlasted its session: the earlier parts' time, from their
+    # logs, as the processes that ran them were killed before they could
+    # say it.
+    earlier_s = sum(part_seconds(log) for log in part_logs(run_dir))
     subprocess.run([
         sys.executable, str(ROOT / 'tools/train.py'), str(config),
         '--work-dir', str(run_dir), *resume
     ], check=True)
-    # An interrupted run's earlier parts are not timed.
-    wall_s = None if resume else time.perf_counter() - start
     checkpoint = run_dir / f'epoch_{args.epochs}.pth'
     # After training, one evaluation of the final checkpoint on: the test
     # set (with a holdout, which followed the held-out images instead), the
@@ -892,9 +895,35 @@ def train_run(method: str, seed: int, args: argparse.Namespace,
     if 'unused' in metrics:
         selection = dict(images='training images outside the subset',
                          **accuracy_record(metrics['unused']))
+    wall_s = earlier_s + time.perf_counter() - start
     return summarise_run(method, seed, args, read_run(run_dir), wall_s,
                          metrics.get('test'), selection,
                          train_fit=fit_record(metrics['fit']))
+
+
+# mmengine starts every line of its log with the local time, to the second.
+LOG_TIME = re.compile(r'^(\d{4}/\d\d/\d\d \d\d:\d\d:\d\d) - mmengine')
+
+
+def part_logs(run_dir: Path) -> list:
+    """The logs of the parts a run has had so far, one per start of
+    tools/train.py (mmengine's ``<timestamp>/<timestamp>.log``)."""
+    return sorted(log for log in run_dir.glob('*/*.log')
+                  if log.stem == log.parent.name)
+
+
+def part_seconds(log: Path) -> float:
+    """Seconds from the first to the last line of a part's log: its time
+    up to its last logged iteration (the work after it, redone by the next
+    part, is not counted)."""
+    times = [match.group(1) for match in map(LOG_TIME.match,
+                                             log.read_text().splitlines())
+             if match]
+    if not times:
+        return 0.
+    first, last = (datetime.datetime.strptime(t, '%Y/%m/%d %H:%M:%S')
+                   for t in (times[0], times[-1]))
+    return (last - first).total_seconds()
 
 
 def derive_run(method: str, seed: int, args: argparse.Namespace,
