@@ -250,6 +250,69 @@ def test_a_part_is_timed_from_the_first_to_the_last_line_of_its_log(
     assert part_seconds(logs[1]) == 0.
 
 
+def test_runs_side_by_side_train_at_once_and_as_each_does_alone(
+        base_study, tmp_path):
+    """--jobs 2: two runs at once, a thread each (of the one the tests
+    give), each ending exactly as it did alone."""
+    data, alone = base_study['data'], base_study['results']
+    work, results = tmp_path / 'study', tmp_path / 'results'
+    out = run(study(data, work, results, '--methods', 'ce', '--seeds', '0',
+                    '1', '--jobs', '2'), tmp_path)
+    assert '2 runs, 2 at a time, 1 thread(s) each' in out
+    # Each run's output is in its own console.log, not on the terminal.
+    assert 'Epoch(train)' not in out
+    sys.path.insert(0, str(ROOT / 'tools/benchmarks'))
+    from cifar100_cpu_study import part_logs, part_span
+    spans = []
+    for seed in (0, 1):
+        name = f'ce_resnet20_0.5frac_2e_seed{seed}.json'
+        together, by_itself = (json.loads((where / name).read_text())
+                               for where in (results, alone))
+        assert (together['jobs'], together['threads']) == (2, 1)
+        assert (by_itself['jobs'], by_itself['threads']) == (1, 1)
+        for key in ('curve', 'selection', 'train_fit'):
+            assert together[key] == by_itself[key]
+        run_dir = work / f'ce_seed{seed}'
+        assert 'Epoch(train)' in (run_dir / 'console.log').read_text()
+        (log, ) = part_logs(run_dir)
+        spans.append(part_span(log))
+    # At once: each started before the other's last line.
+    (start0, end0), (start1, end1) = spans
+    assert start0 <= end1 and start1 <= end0
+
+
+def test_a_failed_run_beside_others_stops_the_queue_not_the_running(
+        base_study, tmp_path):
+    """With --jobs 2, a run that fails (its work directory held by another
+    training) lets the run beside it finish and write its result, starts
+    no queued run, names the failure, and the same command resumes."""
+    from mmlsskd.utils.work_dir_lock import WorkDirLock
+    data, alone = base_study['data'], base_study['results']
+    work, results = tmp_path / 'study', tmp_path / 'results'
+    command = study(data, work, results, '--methods', 'ce', '--seeds', '0',
+                    '1', '2', '--jobs', '2')
+    lock = WorkDirLock(str(work / 'ce_seed1')).acquire()
+    try:
+        out = run(command, tmp_path, succeed=False)
+    finally:
+        lock.release()
+    assert 'ce seed 1 failed' in out
+    assert str(work / 'ce_seed1' / 'console.log') in out
+    assert 'WorkDirInUseError' in (work / 'ce_seed1/console.log').read_text()
+    name = 'ce_resnet20_0.5frac_2e_seed{}.json'
+    assert sorted(p.name for p in results.iterdir()) == [name.format(0)]
+    assert not (work / 'ce_seed2').exists()
+
+    out = run(command, tmp_path)
+    assert f'ce seed 0: done ({name.format(0)}), skipped' in out
+    assert sorted(p.name for p in results.iterdir()) == [
+        name.format(s) for s in (0, 1, 2)]
+    for seed in (0, 1):
+        assert json.loads((results / name.format(seed)).read_text())[
+            'curve'] == json.loads(
+                (alone / name.format(seed)).read_text())['curve']
+
+
 def fake_run(method, seed, top1, selection=None):
     record = dict(method=method, seed=seed, last=dict(top1=top1))
     if selection is not None:

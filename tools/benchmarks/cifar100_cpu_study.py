@@ -45,6 +45,8 @@ import statistics
 import subprocess
 import sys
 import time
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from multiprocessing import get_context
 from pathlib import Path
 from typing import Optional
 
@@ -201,7 +203,16 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         '--cfg-options', nargs='+', action=DictAction, default={},
         help='extra key=value overrides for every method (tools/train.py)')
+    parser.add_argument(
+        '--jobs', type=int, default=1,
+        help='train this many runs at once, sharing the threads this '
+        'process would use among them (OMP_NUM_THREADS, else the cores); '
+        'a small network trains as fast on one thread as on two on some '
+        'CPUs, so two runs side by side can do twice the work. Each run\'s '
+        'output goes to console.log in its work directory')
     args = parser.parse_args()
+    if args.jobs < 1:
+        parser.error(f'--jobs must be 1 or more, got {args.jobs}.')
     if args.holdout and args.update_docs:
         parser.error('--update-docs writes the test-set table of the docs;'
                      ' a --holdout study is for choosing options: print its '
@@ -470,6 +481,10 @@ def summarise_run(method: str, seed: int, args: argparse.Namespace,
         date=datetime.date.today().isoformat(),
         precision=args.precision,
         channels_last=args.channels_last,
+        # What the timings shared: the threads of this run, and how many
+        # runs trained at once.
+        threads=torch.get_num_threads(),
+        jobs=args.jobs,
         commit=code_version(),
         cfg_options=args.cfg_options)
 
@@ -876,7 +891,8 @@ def train_run(method: str, seed: int, args: argparse.Namespace,
     subprocess.run([
         sys.executable, str(ROOT / 'tools/train.py'), str(config),
         '--work-dir', str(run_dir), *resume
-    ], check=True)
+    ], check=True, env=dict(os.environ,
+                            OMP_NUM_THREADS=str(torch.get_num_threads())))
     checkpoint = run_dir / f'epoch_{args.epochs}.pth'
     # After training, one evaluation of the final checkpoint on: the test
     # set (with a holdout, which followed the held-out images instead), the
@@ -912,18 +928,24 @@ def part_logs(run_dir: Path) -> list:
                   if log.stem == log.parent.name)
 
 
-def part_seconds(log: Path) -> float:
-    """Seconds from the first to the last line of a part's log: its time
-    up to its last logged iteration (the work after it, redone by the next
-    part, is not counted)."""
+def part_span(log: Path) -> Optional[tuple]:
+    """The times of the first and the last line of a part's log, or None
+    for a part killed before it logged."""
     times = [match.group(1) for match in map(LOG_TIME.match,
                                              log.read_text().splitlines())
              if match]
     if not times:
-        return 0.
-    first, last = (datetime.datetime.strptime(t, '%Y/%m/%d %H:%M:%S')
-                   for t in (times[0], times[-1]))
-    return (last - first).total_seconds()
+        return None
+    return tuple(datetime.datetime.strptime(t, '%Y/%m/%d %H:%M:%S')
+                 for t in (times[0], times[-1]))
+
+
+def part_seconds(log: Path) -> float:
+    """Seconds from the first to the last line of a part's log: its time
+    up to its last logged iteration (the work after it, redone by the next
+    part, is not counted)."""
+    span = part_span(log)
+    return 0. if span is None else (span[1] - span[0]).total_seconds()
 
 
 def derive_run(method: str, seed: int, args: argparse.Namespace,
@@ -978,38 +1000,120 @@ def add_missing_selection(out: Path, method: str, seed: int,
           f'{result["selection"]["top1"]:.2f} added to {out.name}')
 
 
+def run_one(method: str, seed: int, args: argparse.Namespace) -> str:
+    """Train (or derive) one run unless its result file exists, and write
+    that file; what happened, in a line."""
+    out = result_path(args, method, seed)
+    work_dir = Path(args.work_dir).resolve()
+    run_dir = work_dir / f'{method}_seed{seed}'
+    if out.exists():
+        add_missing_selection(out, method, seed, args, run_dir)
+        return f'{method} seed {seed}: done ({out.name}), skipped'
+    run_dir.mkdir(parents=True, exist_ok=True)
+    config = run_dir / f'{method}_{args.model}.py'
+    study_config(method, seed, args).dump(str(config))
+    source = work_dir / f'{DERIVED.get(method)}_seed{seed}' / \
+        f'epoch_{args.epochs}.pth'
+    # The bit-for-bit claim needs every epoch reseeded (the recalibration
+    # draws augmentations).
+    reseeded = any(h.get('type') == 'EpochSeedHook' for h in
+                   Config.fromfile(str(config)).custom_hooks)
+    if method in DERIVED and reseeded and source.exists() and \
+            result_path(args, DERIVED[method], seed).exists():
+        result = derive_run(method, seed, args, run_dir, config, source)
+    else:
+        result = train_run(method, seed, args, run_dir, config)
+    out.write_text(json.dumps(result, indent=1) + '\n')
+    return f'{method} seed {seed}: top-1 {result["last"]["top1"]:.2f} -> {out}'
+
+
+def use_threads(threads: int) -> None:
+    """A ``--jobs`` worker's share of the threads, for its evaluations and
+    the training processes it starts."""
+    os.environ['OMP_NUM_THREADS'] = str(threads)
+    torch.set_num_threads(threads)
+
+
+def run_one_beside_others(method: str, seed: int,
+                          args: argparse.Namespace) -> str:
+    """:func:`run_one` in a ``--jobs`` worker, its output (and that of the
+    training process) into the run's ``console.log``, not interleaved with
+    the other runs' on the terminal."""
+    run_dir = Path(args.work_dir).resolve() / f'{method}_seed{seed}'
+    run_dir.mkdir(parents=True, exist_ok=True)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    terminal = [os.dup(1), os.dup(2)]
+    with open(run_dir / 'console.log', 'a') as console:
+        os.dup2(console.fileno(), 1)
+        os.dup2(console.fileno(), 2)
+        try:
+            return run_one(method, seed, args)
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            for fd, saved in zip((1, 2), terminal):
+                os.dup2(saved, fd)
+                os.close(saved)
+
+
+def report_finished(finished: set, running: dict) -> list:
+    """Print what each finished run did, forget it in ``running``, and
+    return the failed ones: ``(method, seed, exception)``."""
+    failed = []
+    for future in finished:
+        method, seed = running.pop(future)
+        if future.exception() is None:
+            print(future.result(), flush=True)
+        else:
+            failed.append((method, seed, future.exception()))
+    return failed
+
+
+def run_side_by_side(runs: list, args: argparse.Namespace) -> None:
+    """Train ``runs`` ``args.jobs`` at a time, each in a worker process with
+    its share of the threads, in order; a derived run waits for its
+    source's run. After a failure no further run starts, the running ones
+    finish, and the failure is raised."""
+    threads = max(1, torch.get_num_threads() // args.jobs)
+    print(f'{len(runs)} runs, {args.jobs} at a time, {threads} thread(s) '
+          'each; their output goes to console.log in their work '
+          'directories', flush=True)
+    queued, running = list(runs), {}
+    with ProcessPoolExecutor(args.jobs, mp_context=get_context('spawn'),
+                             initializer=use_threads,
+                             initargs=(threads, )) as pool:
+        while queued or running:
+            unfinished = queued + list(running.values())
+            ready = [(m, s) for m, s in queued
+                     if (DERIVED.get(m), s) not in unfinished]
+            for method, seed in ready[:args.jobs - len(running)]:
+                queued.remove((method, seed))
+                running[pool.submit(run_one_beside_others, method, seed,
+                                    args)] = (method, seed)
+            finished, _ = wait(running, return_when=FIRST_COMPLETED)
+            failed = report_finished(finished, running)
+            if failed:
+                failed += report_finished(wait(running).done, running)
+                raise SystemExit('\n'.join(
+                    f'{method} seed {seed} failed ({error!r}); its output '
+                    f'is in {Path(args.work_dir) / f"{method}_seed{seed}"}'
+                    f'/console.log.' for method, seed, error in failed) +
+                    '\nThe runs that had started finished; the same '
+                    'command resumes the rest.')
+
+
 def main() -> None:
     args = parse_args()
     work_dir = Path(args.work_dir).resolve()
     Path(args.results_dir).mkdir(parents=True, exist_ok=True)
-    for seed in args.seeds:
-        for method in args.methods:
-            if args.report_only:
-                continue
-            out = result_path(args, method, seed)
-            run_dir = work_dir / f'{method}_seed{seed}'
-            if out.exists():
-                print(f'{method} seed {seed}: done ({out.name}), skipped')
-                add_missing_selection(out, method, seed, args, run_dir)
-                continue
-            run_dir.mkdir(parents=True, exist_ok=True)
-            config = run_dir / f'{method}_{args.model}.py'
-            study_config(method, seed, args).dump(str(config))
-            source = work_dir / f'{DERIVED.get(method)}_seed{seed}' / \
-                f'epoch_{args.epochs}.pth'
-            # The bit-for-bit claim needs every epoch reseeded (the
-            # recalibration draws augmentations).
-            reseeded = any(h.get('type') == 'EpochSeedHook' for h in
-                           Config.fromfile(str(config)).custom_hooks)
-            if method in DERIVED and reseeded and source.exists() and \
-                    result_path(args, DERIVED[method], seed).exists():
-                result = derive_run(method, seed, args, run_dir, config,
-                                    source)
-            else:
-                result = train_run(method, seed, args, run_dir, config)
-            out.write_text(json.dumps(result, indent=1) + '\n')
-            print(f'{method} seed {seed}: top-1 '
-                  f'{result["last"]["top1"]:.2f} -> {out}', flush=True)
+    runs = [] if args.report_only else [
+        (method, seed) for seed in args.seeds for method in args.methods]
+    if args.jobs > 1 and runs:
+        run_side_by_side(runs, args)
+    else:
+        for method, seed in runs:
+            print(run_one(method, seed, args), flush=True)
 
     results = load_results(args)
     results = {m: r for m, r in results.items() if m in args.methods}
