@@ -7,6 +7,8 @@ a plain forward (the issue's reference figure).
 import re
 import sys
 
+import pytest
+
 from conftest import run
 
 
@@ -71,3 +73,39 @@ def test_op_count_finds_no_operation_per_image(tiny_cifar100, tmp_path):
         '--batch-sizes', '2', '4', '--collate', 'pseudo_collate'
     ], tmp_path)
     assert re.search(r'ours: plain \+[1-9]', out)
+
+
+def test_runs_at_once_are_timed_against_one_run_on_all_threads(
+        tiny_cifar100, tmp_path):
+    """jobs_throughput.py: one run on 2 threads against 2 runs at once on
+    1 each; each row's machine figure is its runs over its step time."""
+    out = run([
+        sys.executable, 'tools/benchmarks/jobs_throughput.py',
+        str(tiny_cifar100 / 'cifar-100-python'), '--method', 'lsskd',
+        '--batch-size', '4', '--steps', '2', '--warmup', '0', '--repeats',
+        '1', '--threads', '2', '--jobs', '2'
+    ], tmp_path)
+    # The rows under the header (the separator starts with '|-').
+    rows = [line.strip('| ').split(' | ') for line in out.splitlines()
+            if line.startswith('| ')][1:]
+    assert [row[:2] for row in rows] == [['1', '2'], ['2', '1']]
+    for jobs, _, seconds, per_second in rows:
+        assert float(per_second) == pytest.approx(
+            int(jobs) / float(seconds), rel=0.01)
+    ratio = float(rows[1][3]) / float(rows[0][3])
+    match = re.search(r'^2 runs at once / one run: (\d+\.\d\d) times', out,
+                      re.M)
+    assert float(match.group(1)) == pytest.approx(ratio, abs=0.02)
+
+
+def test_a_timed_run_that_fails_stops_the_benchmark(tiny_cifar100,
+                                                    tmp_path):
+    # A run that dies before the barrier must not leave the others
+    # waiting there for ever.
+    out = run([
+        sys.executable, 'tools/benchmarks/jobs_throughput.py',
+        str(tiny_cifar100 / 'cifar-100-python'), '--batch-size', '0',
+        '--threads', '2'
+    ], tmp_path, succeed=False)
+    assert 'batch_size should be a positive integer' in out
+    assert 'a timed run failed' in out
