@@ -285,32 +285,28 @@ def test_a_failed_run_beside_others_stops_the_queue_not_the_running(
         base_study, tmp_path):
     """With --jobs 2, a run that fails (its work directory held by another
     training) lets the run beside it finish and write its result, starts
-    no queued run, names the failure, and the same command resumes."""
+    no queued run, and names the failure and where its output is."""
     from mmlsskd.utils.work_dir_lock import WorkDirLock
     data, alone = base_study['data'], base_study['results']
     work, results = tmp_path / 'study', tmp_path / 'results'
-    command = study(data, work, results, '--methods', 'ce', '--seeds', '0',
-                    '1', '2', '--jobs', '2')
-    lock = WorkDirLock(str(work / 'ce_seed1')).acquire()
+    # Runs in order: LSSKD seed 0 and CE seed 0 at once, then seed 1's.
+    # CE fails as it starts, long before LSSKD ends: no slot frees.
+    lock = WorkDirLock(str(work / 'ce_seed0')).acquire()
     try:
-        out = run(command, tmp_path, succeed=False)
+        out = run(study(data, work, results, '--methods', 'lsskd', 'ce',
+                        '--seeds', '0', '1', '--jobs', '2'),
+                  tmp_path, succeed=False)
     finally:
         lock.release()
-    assert 'ce seed 1 failed' in out
-    assert str(work / 'ce_seed1' / 'console.log') in out
-    assert 'WorkDirInUseError' in (work / 'ce_seed1/console.log').read_text()
-    name = 'ce_resnet20_0.5frac_2e_seed{}.json'
-    assert sorted(p.name for p in results.iterdir()) == [name.format(0)]
-    assert not (work / 'ce_seed2').exists()
-
-    out = run(command, tmp_path)
-    assert f'ce seed 0: done ({name.format(0)}), skipped' in out
-    assert sorted(p.name for p in results.iterdir()) == [
-        name.format(s) for s in (0, 1, 2)]
-    for seed in (0, 1):
-        assert json.loads((results / name.format(seed)).read_text())[
-            'curve'] == json.loads(
-                (alone / name.format(seed)).read_text())['curve']
+    assert 'ce seed 0 failed' in out
+    assert str(work / 'ce_seed0' / 'console.log') in out
+    assert 'WorkDirInUseError' in (work / 'ce_seed0/console.log').read_text()
+    name = 'lsskd_resnet20_0.5frac_2e_seed0.json'
+    assert [p.name for p in results.iterdir()] == [name]
+    assert json.loads((results / name).read_text())['curve'] == \
+        json.loads((alone / name).read_text())['curve']
+    assert not (work / 'lsskd_seed1').exists()
+    assert not (work / 'ce_seed1').exists()
 
 
 def fake_run(method, seed, top1, selection=None):

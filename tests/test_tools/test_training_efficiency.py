@@ -81,7 +81,7 @@ def test_runs_at_once_are_timed_against_one_run_on_all_threads(
     1 each; each row's machine figure is its runs over its step time."""
     out = run([
         sys.executable, 'tools/benchmarks/jobs_throughput.py',
-        str(tiny_cifar100 / 'cifar-100-python'), '--method', 'lsskd',
+        str(tiny_cifar100 / 'cifar-100-python'), '--method', 'plain',
         '--batch-size', '4', '--steps', '2', '--warmup', '0', '--repeats',
         '1', '--threads', '2', '--jobs', '2'
     ], tmp_path)
@@ -104,8 +104,8 @@ def test_a_timed_run_that_fails_stops_the_benchmark(tiny_cifar100,
     # waiting there for ever.
     out = run([
         sys.executable, 'tools/benchmarks/jobs_throughput.py',
-        str(tiny_cifar100 / 'cifar-100-python'), '--batch-size', '0',
-        '--threads', '2'
+        str(tiny_cifar100 / 'cifar-100-python'), '--method', 'plain',
+        '--batch-size', '0', '--threads', '2'
     ], tmp_path, succeed=False)
     assert 'batch_size should be a positive integer' in out
     assert 'a timed run failed' in out

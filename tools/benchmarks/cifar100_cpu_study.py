@@ -206,10 +206,11 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         '--jobs', type=int, default=1,
         help='train this many runs at once, sharing the threads this '
-        'process would use among them (OMP_NUM_THREADS, else the cores); '
-        'a small network trains as fast on one thread as on two on some '
-        'CPUs, so two runs side by side can do twice the work. Each run\'s '
-        'output goes to console.log in its work directory')
+        'process would use among them (OMP_NUM_THREADS, else the cores): '
+        'a small network does not use two threads fully, so two runs at '
+        'once finish a study sooner (up to 1.25 times the LSSKD steps on 2 '
+        'cores, docs/benchmarks.md), each run later. Each run\'s output '
+        'goes to console.log in its work directory')
     args = parser.parse_args()
     if args.jobs < 1:
         parser.error(f'--jobs must be 1 or more, got {args.jobs}.')

@@ -13,8 +13,9 @@ machine, and their ratio.
 
 Example::
 
-    python tools/benchmarks/jobs_throughput.py ../shared/data/cifar-100-python \\
-        --method lsskd --jobs 2 --channels-last --bf16
+    python tools/benchmarks/jobs_throughput.py \\
+        ../shared/data/cifar-100-python --method lsskd --jobs 2 \\
+        --channels-last --bf16
 """
 import argparse
 import os
