@@ -2,6 +2,7 @@
 state. Each case is one of the project's validation checks."""
 import errno
 import hashlib
+import json
 import os
 
 import pytest
@@ -9,7 +10,7 @@ import torch
 from conftest import (NUM_CLASSES, TRAIN_PER_CLASS, hook_of, make_cfg,
                       resuming_runner, train_one_epoch)
 from mmengine.fileio.backends import LocalBackend
-from mmengine.runner import Runner
+from mmengine.runner import Runner, ValLoop
 from mmpretrain.registry import DATASETS
 
 from mmlsskd.datasets import LocalCIFAR100
@@ -201,6 +202,45 @@ def test_interrupted_checkpoint_write_keeps_the_last_one(
     # max_keep_ckpts=1 removed epoch_1 only once epoch_2 was complete.
     assert not (tmp_path / 'epoch_1.pth').exists()
     assert not [p for p in os.listdir(tmp_path) if p.endswith('.partial')]
+
+
+def test_a_run_killed_between_checkpoint_and_validation_validates_on_resume(
+        tiny_cfg_options, tmp_path, monkeypatch):
+    """Epoch 2's checkpoint is written, then the run is killed in epoch 2's
+    validation: the resumed run validates epoch 2 before anything else, so
+    the curve misses no point. A resume after an epoch that does not
+    validate validates nothing first."""
+    run = ValLoop.run
+    validated = []
+
+    def recorded(loop):
+        validated.append(loop.runner.epoch)
+        if loop.runner.epoch == 2 and len(validated) == 2:
+            raise KeyboardInterrupt  # killed with its session
+        return run(loop)
+
+    monkeypatch.setattr(ValLoop, 'run', recorded)
+    options = tiny_cfg_options + ['train_cfg.max_epochs=3']
+    with pytest.raises(KeyboardInterrupt):
+        Runner.from_cfg(make_cfg(options, tmp_path)).train()
+    assert (tmp_path / 'last_checkpoint').read_text() == str(
+        tmp_path / 'epoch_2.pth')
+    assert validated == [1, 2]
+
+    resumed = resuming_runner(options, tmp_path)
+    resumed.train()
+    assert validated == [1, 2, 2, 3]
+    scalars = tmp_path / resumed.timestamp / 'vis_data/scalars.json'
+    steps = [json.loads(line)['step'] for line in open(scalars)
+             if 'accuracy/top1' in line]
+    assert steps == [2, 3]
+
+    # After epoch 1 with validation every 2 epochs: nothing to repeat.
+    validated.clear()
+    options = tiny_cfg_options + ['train_cfg.val_interval=2']
+    resuming_runner(options, tmp_path / 'again',
+                    tmp_path / 'epoch_1.pth').train()
+    assert validated == [2]
 
 
 def always_a_new_best(runner):

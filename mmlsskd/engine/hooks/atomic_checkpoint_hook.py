@@ -6,6 +6,7 @@ import shutil
 from mmengine.dist import is_main_process
 from mmengine.fileio.backends import LocalBackend
 from mmengine.hooks import CheckpointHook
+from mmengine.runner import EpochBasedTrainLoop
 from mmpretrain.registry import HOOKS
 
 from ...utils.errors import CheckpointWriteError
@@ -80,13 +81,41 @@ class AtomicCheckpointHook(CheckpointHook):
     what to do. Partial files that a killed run left behind are removed
     when training starts.
 
+    An epoch's checkpoint is written before the epoch's validation, so a
+    run killed between the two resumes after an epoch that was never
+    validated, and its curve misses that point for good. A run resumed
+    after an epoch that validates (``val_interval``, ``val_begin``, the
+    last epoch) therefore validates it again before training on:
+    validation changes no weight, so a repeat logs the same figures.
+
     Remote storage backends keep mmengine's behaviour. Arguments are those
     of ``CheckpointHook``.
     """
 
     def before_train(self, runner) -> None:
-        """Set up as mmengine does; remove partial files of killed runs."""
+        """Set up as mmengine does; remove partial files of killed runs;
+        validate the epoch a run resumes after if it validates."""
         super().before_train(runner)
+        self._remove_partial_files(runner)
+        self._validate_resumed_epoch(runner)
+
+    @staticmethod
+    def _validate_resumed_epoch(runner) -> None:
+        loop = runner.train_loop
+        epoch = runner.epoch  # 0 unless resumed
+        if not isinstance(loop, EpochBasedTrainLoop) or epoch == 0 or \
+                runner.val_loop is None:
+            return
+        # mmengine's own condition for validating after an epoch.
+        if epoch >= loop.val_begin and (epoch % loop.val_interval == 0
+                                        or epoch == loop.max_epochs):
+            runner.logger.info(
+                f'Resumed after epoch {epoch}, whose checkpoint was written '
+                f'before its validation: validating it again, so that a run '
+                f'killed in between misses no evaluation.')
+            runner.val_loop.run()
+
+    def _remove_partial_files(self, runner) -> None:
         if not isinstance(self.file_backend, LocalBackend) or \
                 not is_main_process():
             return
