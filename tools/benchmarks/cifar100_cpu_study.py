@@ -1001,19 +1001,23 @@ def add_missing_selection(out: Path, method: str, seed: int,
           f'{result["selection"]["top1"]:.2f} added to {out.name}')
 
 
+def run_directory(args: argparse.Namespace, method: str, seed: int) -> Path:
+    """Where a run keeps its config, logs and checkpoints."""
+    return Path(args.work_dir).resolve() / f'{method}_seed{seed}'
+
+
 def run_one(method: str, seed: int, args: argparse.Namespace) -> str:
     """Train (or derive) one run unless its result file exists, and write
     that file; what happened, in a line."""
     out = result_path(args, method, seed)
-    work_dir = Path(args.work_dir).resolve()
-    run_dir = work_dir / f'{method}_seed{seed}'
+    run_dir = run_directory(args, method, seed)
     if out.exists():
         add_missing_selection(out, method, seed, args, run_dir)
         return f'{method} seed {seed}: done ({out.name}), skipped'
     run_dir.mkdir(parents=True, exist_ok=True)
     config = run_dir / f'{method}_{args.model}.py'
     study_config(method, seed, args).dump(str(config))
-    source = work_dir / f'{DERIVED.get(method)}_seed{seed}' / \
+    source = run_directory(args, DERIVED.get(method), seed) / \
         f'epoch_{args.epochs}.pth'
     # The bit-for-bit claim needs every epoch reseeded (the recalibration
     # draws augmentations).
@@ -1030,8 +1034,7 @@ def run_one(method: str, seed: int, args: argparse.Namespace) -> str:
 
 def use_threads(threads: int) -> None:
     """A ``--jobs`` worker's share of the threads, for its evaluations and
-    the training processes it starts."""
-    os.environ['OMP_NUM_THREADS'] = str(threads)
+    (through :func:`train_run`) the training processes it starts."""
     torch.set_num_threads(threads)
 
 
@@ -1040,7 +1043,7 @@ def run_one_beside_others(method: str, seed: int,
     """:func:`run_one` in a ``--jobs`` worker, its output (and that of the
     training process) into the run's ``console.log``, not interleaved with
     the other runs' on the terminal."""
-    run_dir = Path(args.work_dir).resolve() / f'{method}_seed{seed}'
+    run_dir = run_directory(args, method, seed)
     run_dir.mkdir(parents=True, exist_ok=True)
     sys.stdout.flush()
     sys.stderr.flush()
@@ -1098,8 +1101,8 @@ def run_side_by_side(runs: list, args: argparse.Namespace) -> None:
                 failed += report_finished(wait(running).done, running)
                 raise SystemExit('\n'.join(
                     f'{method} seed {seed} failed ({error!r}); its output '
-                    f'is in {Path(args.work_dir) / f"{method}_seed{seed}"}'
-                    f'/console.log.' for method, seed, error in failed) +
+                    f'is in {run_directory(args, method, seed)}/console.log.'
+                    for method, seed, error in failed) +
                     '\nThe runs that had started finished; the same '
                     'command resumes the rest.')
 
