@@ -281,6 +281,34 @@ def test_runs_side_by_side_train_at_once_and_as_each_does_alone(
     assert start0 <= end1 and start1 <= end0
 
 
+def test_runs_names_the_runs_to_train_instead_of_every_method_and_seed(
+        base_study, tmp_path, monkeypatch, capsys):
+    """--runs METHOD:SEED trains those runs alone, in their order (here
+    both finished, so each is skipped and says so); the report covers
+    --methods, and a run it would leave out, a repeated run or a malformed
+    one is refused before anything trains."""
+    sys.path.insert(0, str(ROOT / 'tools/benchmarks'))
+    import cifar100_cpu_study
+    argv = study(base_study['data'], base_study['work'],
+                 base_study['results'], '--methods', 'ce', 'lsskd',
+                 '--plot', str(tmp_path / 'accuracy.png'))[1:]
+    monkeypatch.setattr('sys.argv', argv + ['--runs', 'lsskd:1', 'ce:0'])
+    cifar100_cpu_study.main()
+    out = capsys.readouterr().out
+    assert re.findall(r'^(\S+) seed (\d): done', out, re.M) == [
+        ('lsskd', '1'), ('ce', '0')]
+    assert table_of(out) == table_of(base_study['out'])
+    for runs, error in ((['pskd:0'], "--runs trains ['pskd'], which "
+                         '--methods leaves out of the report'),
+                        (['ce:0', 'ce:0'], 'names ce:0 more than once'),
+                        (['ce'], "'ce' is not METHOD:SEED"),
+                        (['mixup:0'], "'mixup:0' is not METHOD:SEED")):
+        monkeypatch.setattr('sys.argv', argv + ['--runs', *runs])
+        with pytest.raises(SystemExit):
+            cifar100_cpu_study.main()
+        assert error in capsys.readouterr().err
+
+
 def test_a_failed_run_beside_others_stops_the_queue_not_the_running(
         base_study, tmp_path):
     """With --jobs 2, a run that fails (its work directory held by another

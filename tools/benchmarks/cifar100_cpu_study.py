@@ -155,6 +155,16 @@ VERDICT_SEEDS = 3
 PRECISIONS = dict(fp32='OptimWrapper', bf16='BF16AmpOptimWrapper')
 
 
+def run_name(text: str) -> tuple:
+    """``(method, seed)`` of a ``METHOD:SEED`` argument."""
+    method, _, seed = text.rpartition(':')
+    if method not in METHODS or not seed.lstrip('-').isdigit():
+        raise argparse.ArgumentTypeError(
+            f'{text!r} is not METHOD:SEED with METHOD one of '
+            f'{", ".join(METHODS)} and SEED an integer, e.g. lsskd:2')
+    return method, int(seed)
+
+
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_student_arguments(parser)
@@ -168,6 +178,12 @@ def parse_args() -> argparse.Namespace:
         '--val-interval', type=int, default=2,
         help='evaluate every this many epochs (and after the last)')
     parser.add_argument('--seeds', type=int, nargs='+', default=[0])
+    parser.add_argument(
+        '--runs', nargs='+', type=run_name, default=None,
+        metavar='METHOD:SEED',
+        help='train these runs, in this order, instead of every --methods '
+        'at every --seeds (e.g. a method\'s last seed beside two ablations '
+        'at seed 0, with --jobs 2); the report still covers --methods')
     parser.add_argument(
         '--holdout', type=float, default=0.0,
         help='hold out this share of every class of the training subset and '
@@ -214,6 +230,14 @@ def parse_args() -> argparse.Namespace:
     args = parser.parse_args()
     if args.jobs < 1:
         parser.error(f'--jobs must be 1 or more, got {args.jobs}.')
+    runs = args.runs or []
+    twice = sorted({f'{m}:{s}' for m, s in runs if runs.count((m, s)) > 1})
+    if twice:
+        parser.error(f'--runs names {", ".join(twice)} more than once.')
+    unreported = sorted({m for m, _ in runs} - set(args.methods))
+    if unreported:
+        parser.error(f'--runs trains {unreported}, which --methods leaves '
+                     f'out of the report: add them to --methods.')
     if args.holdout and args.update_docs:
         parser.error('--update-docs writes the test-set table of the docs;'
                      ' a --holdout study is for choosing options: print its '
@@ -1111,7 +1135,7 @@ def main() -> None:
     args = parse_args()
     work_dir = Path(args.work_dir).resolve()
     Path(args.results_dir).mkdir(parents=True, exist_ok=True)
-    runs = [] if args.report_only else [
+    runs = [] if args.report_only else args.runs or [
         (method, seed) for seed in args.seeds for method in args.methods]
     if args.jobs > 1 and runs:
         run_side_by_side(runs, args)
