@@ -833,10 +833,6 @@ def report(args: argparse.Namespace, results: dict) -> tuple:
     coc = verdicts(settled(results), reference='ce' + COC, compact=True)
     if coc:
         summary += ['', against_coc, ''] + coc
-    summary += [
-        '', 'Runs with fewer seeds, diagnostics, and comparisons with the '
-        "paper's LSSKD: [docs/results.md](docs/results.md)."
-    ]
     for reference, heading in (
             ('ce' + COC, against_coc),
             ('lsskd', "LSSKD's ablations and options against the paper's "
