@@ -297,7 +297,9 @@ def test_runs_names_the_runs_to_train_instead_of_every_method_and_seed(
     out = capsys.readouterr().out
     assert re.findall(r'^(\S+) seed (\d): done', out, re.M) == [
         ('lsskd', '1'), ('ce', '0')]
-    assert table_of(out) == table_of(base_study['out'])
+    # The report covers --methods, every seed of each.
+    rows = [row.split(' | ')[:2] for row in table_of(out)[2:]]
+    assert rows == [['| Cross-entropy', '0, 1'], ['| LSSKD (paper)', '0, 1']]
     for runs, error in ((['pskd:0'], "--runs trains ['pskd'], which "
                          '--methods leaves out of the report'),
                         (['ce:0', 'ce:0'], 'names ce:0 more than once'),
