@@ -22,7 +22,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / 'tools/benchmarks'))
-from cifar100_cpu_study import LABELS, PRECISIONS, load_results  # noqa: E402
+from cifar100_cpu_study import (LABELS, PRECISIONS,  # noqa: E402
+                                legend_label, load_results)
 
 
 def parse_args() -> argparse.Namespace:
@@ -114,7 +115,7 @@ def main() -> None:
             mean = [statistics.mean(dict(c)[e] for c in curves.values())
                     for e in epochs]
             top.plot(epochs, mean, color=color, linewidth=2.5,
-                     label=f'{LABELS[method]} ({len(curves)} seeds)')
+                     label=legend_label(method, len(curves)))
         top.axhline(0, color='gray', linewidth=1)
         top.set_title(f'{regime.epochs} epochs ({regime.precision})')
         top.set_ylabel('test top-1 minus cross-entropy (points)')

@@ -743,6 +743,11 @@ def verdicts(results: dict, reference: str = 'ce',
     return lines
 
 
+def legend_label(method: str, seeds: int) -> str:
+    """A method's name in a plot legend, with how many seeds it averages."""
+    return f'{LABELS[method]} ({seeds} seed{"s" if seeds > 1 else ""})'
+
+
 def plot(results: dict, path: Path) -> None:
     """Test top-1 across epochs, mean over seeds: every method's final
     classifier, and the branches of the paper's LSSKD."""
@@ -761,7 +766,7 @@ def plot(results: dict, path: Path) -> None:
             ]
 
         ax.plot(epochs, mean_curve('accuracy/top1'), marker='o',
-                linewidth=2, label=f'{LABELS[method]} ({len(runs)} seeds)')
+                linewidth=2, label=legend_label(method, len(runs)))
         if method == 'lsskd':
             for key in sorted(k for k in runs[0]['curve'][-1]
                               if k.startswith('aux/branch')):
