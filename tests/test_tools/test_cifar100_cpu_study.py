@@ -527,6 +527,25 @@ def test_cutout_and_cutmix_are_measured_against_the_method_without():
         'seed of 3: no verdict yet.']
 
 
+def test_the_plot_groups_methods_as_the_verdicts_compare_them():
+    """A panel per comparison, each with cross-entropy as reference: the
+    methods and diagnostics; LSSKD's options beside the paper's LSSKD; the
+    Cutout + CutMix runs. A panel with nothing of its own is left out."""
+    sys.path.insert(0, str(ROOT / 'tools/benchmarks'))
+    from cifar100_cpu_study import plot_panels
+    assert plot_panels(['ce', 'pskd', 'lsskd', 'lsskd-no-past', 'lbs-0.4',
+                        'pskd-coc', 'lsskd-precise-bn-views', 'ce-coc']) == [
+        ('Methods and diagnostics', ['ce', 'pskd', 'lsskd', 'lbs-0.4']),
+        ("LSSKD's ablations and options",
+         ['ce', 'lsskd', 'lsskd-no-past', 'lsskd-precise-bn-views']),
+        ('With Cutout and CutMix', ['ce', 'pskd-coc', 'ce-coc'])]
+    assert plot_panels(['ce', 'pskd', 'lsskd']) == [
+        ('Methods and diagnostics', ['ce', 'pskd', 'lsskd'])]
+    # Without cross-entropy, no panel shows it.
+    assert plot_panels(['lsskd-no-hier']) == [
+        ("LSSKD's ablations and options", ['lsskd-no-hier'])]
+
+
 @pytest.mark.parametrize('epochs, precision', [(12, 'fp32'), (60, 'bf16')])
 def test_the_docs_show_what_the_committed_result_files_say(epochs,
                                                            precision):

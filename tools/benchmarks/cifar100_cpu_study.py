@@ -748,38 +748,72 @@ def legend_label(method: str, seeds: int) -> str:
     return f'{LABELS[method]} ({seeds} seed{"s" if seeds > 1 else ""})'
 
 
+def plot_panels(methods: list) -> list:
+    """[(title, methods)]: the plot's panels, grouped as the verdicts
+    compare the methods: the methods and their diagnostics; LSSKD's
+    ablations and options, beside the paper's LSSKD; the runs with Cutout
+    and CutMix. Every panel shows cross-entropy (when run) as reference;
+    one with nothing else to show is left out."""
+    options = [m for m in methods if compared_with('lsskd', m)]
+    coc = [m for m in methods if m.endswith(COC)]
+    reference = [m for m in methods if m == 'ce']
+    first = [m for m in methods if m not in options + coc]
+    panels = [('Methods and diagnostics', first)] if first else []
+    if options:
+        panels.append(("LSSKD's ablations and options", reference + [
+            m for m in methods if m == 'lsskd'] + options))
+    if coc:
+        panels.append(('With Cutout and CutMix', reference + coc))
+    return panels
+
+
 def plot(results: dict, path: Path) -> None:
-    """Test top-1 across epochs, mean over seeds: every method's final
-    classifier, and the branches of the paper's LSSKD."""
+    """Test top-1 across epochs, mean over seeds, one panel per group of
+    ``plot_panels``: every method's final classifier, and the branches of
+    the paper's LSSKD in the first panel."""
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(8, 5))
-    for method, runs in results.items():
-        epochs = [r['epoch'] for r in runs[0]['curve']]
+    panels = plot_panels(list(results))
+    fig, axes = plt.subplots(1, len(panels), squeeze=False, sharey=True,
+                             figsize=(6 * len(panels), 4.5))
+    # Cross-entropy (the reference) and the paper's LSSKD keep one colour
+    # in every panel; the others take distinct colours within theirs.
+    fixed = dict(ce='black', lsskd='tab:orange')
+    palette = [c for c in (*plt.cm.tab10.colors, *plt.cm.Dark2.colors)
+               if c != plt.cm.tab10.colors[1]]
+    for ax, (title, methods) in zip(axes[0], panels):
+        others = iter(palette)
+        for method in methods:
+            runs = results[method]
+            epochs = [r['epoch'] for r in runs[0]['curve']]
+            colour = fixed.get(method) or next(others)
 
-        def mean_curve(key):
-            return [
-                statistics.mean(r['curve'][i][key] for r in runs)
-                for i in range(len(epochs))
-            ]
+            def mean_curve(key):
+                return [
+                    statistics.mean(r['curve'][i][key] for r in runs)
+                    for i in range(len(epochs))
+                ]
 
-        ax.plot(epochs, mean_curve('accuracy/top1'), marker='o',
-                linewidth=2, label=legend_label(method, len(runs)))
-        if method == 'lsskd':
-            for key in sorted(k for k in runs[0]['curve'][-1]
-                              if k.startswith('aux/branch')):
-                s = key[len('aux/branch'):].split('_')[0]
-                ax.plot(epochs, mean_curve(key), linestyle='--',
-                        label=f'{LABELS[method]} branch {s}')
-    ax.set_xlabel('epoch')
-    ax.set_ylabel('CIFAR-100 test top-1 (%)')
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
-    fig.tight_layout()
+            ax.plot(epochs, mean_curve('accuracy/top1'), marker='o',
+                    color=colour, linewidth=2,
+                    label=legend_label(method, len(runs)))
+            if method == 'lsskd' and ax is axes[0][0]:
+                for key in sorted(k for k in runs[0]['curve'][-1]
+                                  if k.startswith('aux/branch')):
+                    s = key[len('aux/branch'):].split('_')[0]
+                    ax.plot(epochs, mean_curve(key), linestyle='--',
+                            color=colour, alpha=0.3 * int(s),
+                            label=f'{LABELS[method]} branch {s}')
+        ax.set_title(title)
+        ax.set_xlabel('epoch')
+        ax.grid(alpha=0.3)
+        # Below the axes: a legend inside would hide the curves.
+        ax.legend(fontsize=7, loc='upper left', bbox_to_anchor=(0, -0.12))
+    axes[0][0].set_ylabel('CIFAR-100 test top-1 (%)')
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
+    fig.savefig(path, dpi=120, bbox_inches='tight')
 
 
 def write_block(page: Path, begin: str, end: str, lines: list) -> None:
