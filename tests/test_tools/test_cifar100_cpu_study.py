@@ -311,6 +311,36 @@ def test_runs_names_the_runs_to_train_instead_of_every_method_and_seed(
         assert error in capsys.readouterr().err
 
 
+def test_fewer_runs_left_than_jobs_share_all_the_threads(
+        base_study, tmp_path, monkeypatch, capsys):
+    """--jobs 2 with one run left to train (the other finished) trains it
+    as --jobs 1 would: in this process, on every thread, and its result
+    says one job; a second slot would have idled half the cores."""
+    import shutil
+    sys.path.insert(0, str(ROOT / 'tools/benchmarks'))
+    import cifar100_cpu_study
+    results = tmp_path / 'results'
+    shutil.copytree(base_study['results'], results)
+    (results / 'lsskd_resnet20_0.5frac_2e_seed1.json').unlink()
+
+    class Trained(Exception):
+        pass
+
+    def train_run(method, seed, args, run_dir, config):
+        raise Trained(method, seed, args.jobs)
+
+    monkeypatch.setattr(cifar100_cpu_study, 'train_run', train_run)
+    monkeypatch.setattr('sys.argv', study(
+        base_study['data'], tmp_path / 'study', results, '--methods', 'ce',
+        'lsskd', '--jobs', '2', '--runs', 'ce:0', 'lsskd:1')[1:])
+    with pytest.raises(Trained) as trained:
+        cifar100_cpu_study.main()
+    assert trained.value.args == ('lsskd', 1, 1)
+    out = capsys.readouterr().out
+    assert '1 run(s) left to train: 1 at a time, not --jobs 2' in out
+    assert 'ce seed 0: done' in out
+
+
 def test_a_failed_run_beside_others_stops_the_queue_not_the_running(
         base_study, tmp_path):
     """With --jobs 2, a run that fails (its work directory held by another

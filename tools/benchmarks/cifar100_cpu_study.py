@@ -225,7 +225,8 @@ def parse_args() -> argparse.Namespace:
         'process would use among them (OMP_NUM_THREADS, else the cores): '
         'a small network does not use two threads fully, so two runs at '
         'once finish a study sooner (up to 1.25 times the LSSKD steps on 2 '
-        'cores, docs/benchmarks.md), each run later. Each run\'s output '
+        'cores, docs/benchmarks.md), each run later; fewer runs left to '
+        'train than this share all the threads. Each run\'s output '
         'goes to console.log in its work directory')
     args = parser.parse_args()
     if args.jobs < 1:
@@ -1172,6 +1173,13 @@ def main() -> None:
     Path(args.results_dir).mkdir(parents=True, exist_ok=True)
     runs = [] if args.report_only else args.runs or [
         (method, seed) for seed in args.seeds for method in args.methods]
+    # Fewer runs left to train than --jobs: a slot without a run would
+    # keep its share of the threads idle all along, so they share them all.
+    left = sum(not result_path(args, m, s).exists() for m, s in runs)
+    if 0 < left < args.jobs:
+        print(f'{left} run(s) left to train: {left} at a time, not '
+              f'--jobs {args.jobs}', flush=True)
+        args.jobs = left
     if args.jobs > 1 and runs:
         run_side_by_side(runs, args)
     else:
