@@ -194,34 +194,46 @@ def test_onnx_has_a_dynamic_batch_and_matches_pytorch(trained):
         assert np.abs(logits - expected).max() < 1e-4
 
 
-def test_clear_errors_and_nothing_written(trained, tmp_path):
+def export_refusal(monkeypatch, capsys, *argv) -> str:
+    """What export_student.py prints when it refuses ``argv``, run in this
+    process as its ``__main__`` runs it (a subprocess per refusal cost the
+    suite an import of torch and mmpretrain each; test_cli.py runs the
+    script itself and checks a refusal prints without a traceback)."""
+    sys.path.insert(0, str(ROOT / 'tools/deployment'))
+    import export_student
+    from mmlsskd.utils import refusals_without_traceback
+    monkeypatch.chdir(ROOT)
+    monkeypatch.setattr('sys.argv', [EXPORT, *argv])
+    with pytest.raises(SystemExit) as refusal, \
+            refusals_without_traceback():
+        export_student.main()
+    assert refusal.value.code not in (None, 0)
+    out = capsys.readouterr()
+    return f'{out.out}{out.err}{refusal.value.code}'
+
+
+def test_clear_errors_and_nothing_written(trained, tmp_path, monkeypatch,
+                                          capsys):
     out_dir = str(tmp_path / 'out')
     common = ['--out-dir', out_dir, '--cfg-options', *trained['options']]
-    out = run([
-        sys.executable, EXPORT, CONFIG,
-        str(tmp_path / 'missing.pth'), *common
-    ], tmp_path, succeed=False)
+    out = export_refusal(monkeypatch, capsys, CONFIG,
+                         str(tmp_path / 'missing.pth'), *common)
     assert 'missing.pth does not exist' in out
     # The exported student is a plain checkpoint, not an LSSKD one.
-    out = run([
-        sys.executable, EXPORT, CONFIG,
-        str(trained['student'] / 'student.pth'), *common
-    ], tmp_path, succeed=False)
+    out = export_refusal(monkeypatch, capsys, CONFIG,
+                         str(trained['student'] / 'student.pth'), *common)
     assert "is not an LSSKD or PS-KD checkpoint" in out
     # A config whose classifier differs from the checkpoint's.
-    out = run([
-        sys.executable, EXPORT, CONFIG,
-        str(trained['checkpoint']), *common,
-        'model.architecture.head.num_classes=7'
-    ], tmp_path, succeed=False)
+    out = export_refusal(monkeypatch, capsys, CONFIG,
+                         str(trained['checkpoint']), *common,
+                         'model.architecture.head.num_classes=7')
     assert 'does not fit the classifier of' in out
     assert 'Export with the config the checkpoint was trained with' in out
     assert not (tmp_path / 'out/student.pth').exists()
     # A tolerance no real export meets: the ONNX file is not left behind.
-    out = run([
-        sys.executable, EXPORT, CONFIG,
-        str(trained['checkpoint']), '--onnx', '--atol', '1e-15', *common
-    ], tmp_path, succeed=False)
+    out = export_refusal(monkeypatch, capsys, CONFIG,
+                         str(trained['checkpoint']), '--onnx', '--atol',
+                         '1e-15', *common)
     assert 'ONNX differs by more than --atol 1e-15' in out
     assert not (tmp_path / 'out/student.onnx').exists()
     assert hashlib.sha256(trained['checkpoint'].read_bytes()).hexdigest() \
@@ -302,7 +314,8 @@ def test_a_checkpoint_that_does_not_fit_fails_the_test(trained, tmp_path):
     assert 'Epoch(test)' not in out
 
 
-def test_export_checks_its_input_as_strictly_as_training(trained, tmp_path):
+def test_export_checks_its_input_as_strictly_as_training(trained, tmp_path,
+                                                         monkeypatch, capsys):
     common = ['--out-dir', str(tmp_path / 'out'), '--cfg-options',
               *trained['options']]
     data = bytearray(trained['checkpoint'].read_bytes())
@@ -315,8 +328,8 @@ def test_export_checks_its_input_as_strictly_as_training(trained, tmp_path):
     data[offset] ^= 0xFF
     flipped = tmp_path / 'flipped.pth'
     flipped.write_bytes(bytes(data))
-    out = run([sys.executable, EXPORT, CONFIG, str(flipped), *common],
-              tmp_path, succeed=False)
+    out = export_refusal(monkeypatch, capsys, CONFIG, str(flipped),
+                         *common)
     assert f'export: checkpoint {flipped} is truncated or corrupt' in out
     # Non-finite weights are refused too.
     checkpoint = torch.load(trained['checkpoint'], map_location='cpu')
@@ -324,7 +337,7 @@ def test_export_checks_its_input_as_strictly_as_training(trained, tmp_path):
                if k.startswith('architecture.head'))
     checkpoint['state_dict'][key].view(-1)[0] = float('inf')
     torch.save(checkpoint, tmp_path / 'inf.pth')
-    out = run([sys.executable, EXPORT, CONFIG,
-               str(tmp_path / 'inf.pth'), *common], tmp_path, succeed=False)
+    out = export_refusal(monkeypatch, capsys, CONFIG,
+                         str(tmp_path / 'inf.pth'), *common)
     assert f'has non-finite weights in {key}' in out
     assert not (tmp_path / 'out/student.pth').exists()
