@@ -37,6 +37,7 @@ Example::
 """
 import argparse
 import datetime
+import itertools
 import json
 import os
 import platform
@@ -785,7 +786,7 @@ def plot(results: dict, path: Path) -> None:
     palette = [c for c in (*plt.cm.tab10.colors, *plt.cm.Dark2.colors)
                if c != plt.cm.tab10.colors[1]]
     for ax, (title, methods) in zip(axes[0], panels):
-        others = iter(palette)
+        others = itertools.cycle(palette)
         for method in methods:
             runs = results[method]
             epochs = [r['epoch'] for r in runs[0]['curve']]
@@ -801,11 +802,13 @@ def plot(results: dict, path: Path) -> None:
                     color=colour, linewidth=2,
                     label=legend_label(method, len(runs)))
             if method == 'lsskd' and ax is axes[0][0]:
-                for key in sorted(k for k in runs[0]['curve'][-1]
-                                  if k.startswith('aux/branch')):
+                branches = sorted(k for k in runs[0]['curve'][-1]
+                                  if k.startswith('aux/branch'))
+                # Deeper branches darker.
+                for depth, key in enumerate(branches, 1):
                     s = key[len('aux/branch'):].split('_')[0]
                     ax.plot(epochs, mean_curve(key), linestyle='--',
-                            color=colour, alpha=0.3 * int(s),
+                            color=colour, alpha=depth / (len(branches) + 1),
                             label=f'{LABELS[method]} branch {s}')
         ax.set_title(title)
         ax.set_xlabel('epoch')
