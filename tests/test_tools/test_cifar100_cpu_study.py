@@ -137,7 +137,7 @@ def test_precise_bn_is_derived_from_the_lsskd_checkpoint(base_study,
 
 def test_every_study_method_has_a_shipped_resnet20_config():
     sys.path.insert(0, str(ROOT / 'tools/benchmarks'))
-    from cifar100_cpu_study import LABELS, METHODS
+    from cifar100_study_methods import LABELS, METHODS
     assert set(LABELS) == set(METHODS)
     for template in METHODS.values():
         assert (ROOT / template.format(model='resnet20')).exists(), template
@@ -378,7 +378,7 @@ def fake_run(method, seed, top1, selection=None):
 
 def test_the_verdict_pairs_seeds_and_needs_three_and_the_spread():
     sys.path.insert(0, str(ROOT / 'tools/benchmarks'))
-    from cifar100_cpu_study import paired_difference, verdicts
+    from cifar100_study_report import paired_difference, verdicts
     ce = [fake_run('ce', s, t, u) for s, t, u in
           ((0, 25.0, 24.0), (1, 26.0, 25.0), (2, 27.0, 26.0))]
     # Differences by seed +3, +2, +4 on the test set: mean 3, std 1; the
@@ -478,7 +478,7 @@ def test_a_best_epoch_missing_for_some_seeds_is_not_averaged_away():
     """A derived run has no best epoch; a mean over the trained seeds
     alone would pass for every seed."""
     sys.path.insert(0, str(ROOT / 'tools/benchmarks'))
-    from cifar100_cpu_study import table
+    from cifar100_study_report import table
 
     def run(seed, best):
         return dict(method='lsskd-precise-bn', seed=seed, s_per_iter=1.0,
@@ -494,7 +494,7 @@ def test_a_best_epoch_missing_for_some_seeds_is_not_averaged_away():
 
 def test_the_readme_summarises_settled_methods_only():
     sys.path.insert(0, str(ROOT / 'tools/benchmarks'))
-    from cifar100_cpu_study import settled
+    from cifar100_study_report import settled
     three = [fake_run('any', s, 20.0 + s) for s in range(3)]
     results = {'ce': three[:1], 'lsskd': three, 'lsskd-cls-kd': three[:2],
                'pskd-uniform': three, 'lsskd-precise-bn-views': three}
@@ -504,7 +504,7 @@ def test_the_readme_summarises_settled_methods_only():
 
 def test_the_readme_reads_cutout_and_cutmix_against_ce_with_them():
     sys.path.insert(0, str(ROOT / 'tools/benchmarks'))
-    from cifar100_cpu_study import report
+    from cifar100_study_report import report
 
     def runs(method, top1s):
         return [dict(fake_run(method, seed, top1), s_per_iter=1.0,
@@ -538,7 +538,7 @@ def test_cutout_and_cutmix_are_measured_against_the_method_without():
     """The paper's Table III claim: a method with them against itself
     without them, paired by seed; methods without a partner are left out."""
     sys.path.insert(0, str(ROOT / 'tools/benchmarks'))
-    from cifar100_cpu_study import augmentation_effects
+    from cifar100_study_report import augmentation_effects
     results = {
         'ce': [fake_run('ce', s, t) for s, t in enumerate((25., 26., 27.))],
         'lsskd': [fake_run('lsskd', s, t) for s, t in enumerate((23., 25.,
@@ -562,7 +562,7 @@ def test_the_plot_groups_methods_as_the_verdicts_compare_them():
     methods and diagnostics; LSSKD's options beside the paper's LSSKD; the
     Cutout + CutMix runs. A panel with nothing of its own is left out."""
     sys.path.insert(0, str(ROOT / 'tools/benchmarks'))
-    from cifar100_cpu_study import plot_panels
+    from cifar100_study_report import plot_panels
     assert plot_panels(['ce', 'pskd', 'lsskd', 'lsskd-no-past', 'lbs-0.4',
                         'pskd-coc', 'lsskd-precise-bn-views', 'ce-coc']) == [
         ('Methods and diagnostics', ['ce', 'pskd', 'lsskd', 'lbs-0.4']),
@@ -583,9 +583,10 @@ def test_the_docs_show_what_the_committed_result_files_say(epochs,
     from docs/results/, never typed: after a new result file, run the
     documented ``--report-only --update-docs`` command."""
     sys.path.insert(0, str(ROOT / 'tools/benchmarks'))
-    from cifar100_cpu_study import (LABELS, PAST, README, RESULTS_PAGE,
-                                    SUMMARY, TABLE, VERDICT, load_results,
-                                    markers, past_prediction_table, report)
+    from cifar100_study_methods import LABELS, load_results
+    from cifar100_study_report import (PAST, README, RESULTS_PAGE, SUMMARY,
+                                       TABLE, VERDICT, markers,
+                                       past_prediction_table, report)
     args = argparse.Namespace(
         model='resnet20', fraction=0.2, epochs=epochs, holdout=0.0,
         precision=precision,
@@ -680,7 +681,8 @@ def test_past_prediction_quality_reads_a_study_checkpoint(base_study,
 
 def test_a_diagnostic_is_a_shipped_config_with_its_overrides(tiny_cifar100):
     sys.path.insert(0, str(ROOT / 'tools/benchmarks'))
-    from cifar100_cpu_study import METHODS, study_config
+    from cifar100_cpu_study import study_config
+    from cifar100_study_methods import METHODS
     args = argparse.Namespace(
         data=str(tiny_cifar100 / 'cifar-100-python'), model='resnet20',
         fraction=0.5, holdout=0.0, epochs=2, val_interval=1,
@@ -700,7 +702,7 @@ def test_a_derived_method_is_its_source_plus_precise_bn_only():
     PreciseBNHook and changes nothing else."""
     from mmengine.config import Config
     sys.path.insert(0, str(ROOT / 'tools/benchmarks'))
-    from cifar100_cpu_study import DERIVED, METHODS
+    from cifar100_study_methods import DERIVED, METHODS
     assert DERIVED['lsskd-all-options'] == 'lsskd-cls-kd-all-branch-target'
     for method, source in DERIVED.items():
         derived_cfg, source_cfg = (Config.fromfile(

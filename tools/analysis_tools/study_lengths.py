@@ -22,8 +22,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / 'tools/benchmarks'))
-from cifar100_cpu_study import (LABELS, PRECISIONS,  # noqa: E402
-                                legend_label, load_results)
+from cifar100_study_methods import (LABELS, PRECISIONS,  # noqa: E402
+                                    load_results)
+from cifar100_study_report import legend_label  # noqa: E402
 
 
 def parse_args() -> argparse.Namespace:

@@ -29,7 +29,6 @@ import argparse
 import collections
 import sys
 import tempfile
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
