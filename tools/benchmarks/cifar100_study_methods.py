@@ -103,6 +103,7 @@ def regime(args: argparse.Namespace) -> str:
 
 
 def result_path(args: argparse.Namespace, method: str, seed: int) -> Path:
+    """The result file of ``method``'s run at ``seed`` in the regime."""
     return Path(args.results_dir) / f'{method}_{regime(args)}_seed{seed}.json'
 
 
