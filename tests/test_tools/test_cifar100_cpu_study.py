@@ -274,7 +274,8 @@ def test_runs_side_by_side_train_at_once_and_as_each_does_alone(
         assert 'Epoch(train)' in (run_dir / 'console.log').read_text()
         # A run starts by writing its config and ends by writing its
         # result. (Its training log alone spans a few seconds of a tiny run:
-        # too short to tell two runs at once from two in a row under load.)
+        # a worker that starts a few seconds late makes two runs at once
+        # look like two in a row.)
         spans.append(((run_dir / 'ce_resnet20.py').stat().st_mtime_ns,
                       (results / name).stat().st_mtime_ns))
     # At once: each started before the other ended.
