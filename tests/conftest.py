@@ -3,6 +3,7 @@ import functools
 import http.server
 import os
 import pickle
+import runpy
 import socket
 import subprocess
 import sys
@@ -141,6 +142,33 @@ def run(args, tmp_path, succeed: bool = True, **env) -> str:
     else:
         assert result.returncode != 0, result.stdout[-3000:]
     return result.stdout + result.stderr
+
+
+def run_main(script, args, monkeypatch, capfd, succeed: bool = True) -> str:
+    """Run a tool in this process with ``args``, as ``python SCRIPT ARGS``
+    runs it (as ``__main__``); its output, with that of the processes it
+    starts.
+
+    For tests of what a tool does rather than of its interpreter: each
+    :func:`run` pays an import of torch, mmengine and mmpretrain (~8 s on
+    a CI core). test_cli.py runs the scripts themselves. With
+    ``succeed=False`` the tool must exit with an error; its message ends
+    the output."""
+    path = ROOT / script
+    monkeypatch.syspath_prepend(str(path.parent))  # its sibling modules
+    monkeypatch.chdir(ROOT)
+    monkeypatch.setattr('sys.argv', [script, *map(str, args)])
+    try:
+        runpy.run_path(str(path), run_name='__main__')
+        code = None
+    except SystemExit as exit_:
+        code = exit_.code
+    out = capfd.readouterr()
+    if succeed:
+        assert code in (None, 0), f'{out.out}{out.err}{code}'[-3000:]
+    else:
+        assert code not in (None, 0), out.out[-3000:]
+    return f'{out.out}{out.err}{code or ""}'
 
 
 def make_cfg(options, work_dir, **extra) -> Config:

@@ -6,14 +6,16 @@ import re
 import sys
 
 import pytest
-from conftest import ROOT, run
+from conftest import ROOT, run, run_main
+
+STUDY = 'tools/benchmarks/cifar100_cpu_study.py'
 
 
 def study(data, work, results, *extra):
     # float32: the precision every CPU runs at speed (bf16 is refused on a
     # CPU without native bfloat16, as on some CI machines).
     return [
-        sys.executable, 'tools/benchmarks/cifar100_cpu_study.py', str(data),
+        sys.executable, STUDY, str(data),
         '--fraction', '0.5', '--epochs', '2', '--val-interval', '1',
         '--precision', 'fp32', '--work-dir', str(work), '--results-dir',
         str(results), *extra
@@ -36,7 +38,7 @@ def base_study(tiny_cifar100, tmp_path_factory):
 
 
 def test_study_writes_a_result_per_run_and_builds_the_table_from_them(
-        base_study, tmp_path):
+        base_study, monkeypatch, capfd):
     data, work, results, out = (base_study[k] for k in (
         'data', 'work', 'results', 'out'))
     files = sorted(p.name for p in results.iterdir())
@@ -79,8 +81,9 @@ def test_study_writes_a_result_per_run_and_builds_the_table_from_them(
 
     # A second call trains nothing: every run has its file; the table is
     # the same, built from the files alone.
-    again = run(study(data, work, results, '--methods', 'ce', 'lsskd',
-                      '--seeds', '0', '1'), tmp_path)
+    again = run_main(STUDY, study(data, work, results, '--methods', 'ce',
+                                  'lsskd', '--seeds', '0', '1')[2:],
+                     monkeypatch, capfd)
     assert again.count('skipped') == 4 and 'Epoch(train)' not in again
     assert table_of(again) == table
     # A result without its selection figure gets it from its checkpoint,
@@ -89,8 +92,8 @@ def test_study_writes_a_result_per_run_and_builds_the_table_from_them(
     record = json.loads(ce1.read_text())
     ce1.write_text(json.dumps({k: v for k, v in record.items()
                                if k != 'selection'}))
-    run(study(data, work, results, '--methods', 'ce', '--seeds', '1'),
-        tmp_path)
+    run_main(STUDY, study(data, work, results, '--methods', 'ce', '--seeds',
+                          '1')[2:], monkeypatch, capfd)
     assert json.loads(ce1.read_text())['selection'] == record['selection']
     # A file's numbers are what the table shows: edit one, see it move.
     ce0 = results / 'ce_resnet20_0.5frac_2e_seed0.json'
@@ -98,20 +101,22 @@ def test_study_writes_a_result_per_run_and_builds_the_table_from_them(
     record['last']['top1'], other = 10.0, json.loads(
         (results / 'ce_resnet20_0.5frac_2e_seed1.json').read_text())
     ce0.write_text(json.dumps(record))
-    report = run(study(data, work, results, '--methods', 'ce',
-                       '--report-only'), tmp_path)
+    report = run_main(STUDY, study(data, work, results, '--methods', 'ce',
+                                   '--report-only')[2:], monkeypatch, capfd)
     mean = (10.0 + other['last']['top1']) / 2
     assert f'| Cross-entropy | 0, 1 | {mean:.2f} ± ' in report
 
 
 def test_precise_bn_is_derived_from_the_lsskd_checkpoint(base_study,
-                                                         tmp_path):
+                                                         monkeypatch, capfd):
     """LSSKD with PreciseBNHook trains as LSSKD does: its result is LSSKD's
     final checkpoint, recalibrated once, not a second training run."""
     data, work, results = (base_study[k] for k in ('data', 'work',
                                                    'results'))
-    out = run(study(data, work, results, '--methods', 'lsskd',
-                    'lsskd-precise-bn', 'lsskd-precise-bn-views'), tmp_path)
+    out = run_main(STUDY, study(data, work, results, '--methods', 'lsskd',
+                                'lsskd-precise-bn',
+                                'lsskd-precise-bn-views')[2:],
+                   monkeypatch, capfd)
     assert 'Epoch(train)' not in out
     assert 'Running Precise BN' in out
     plain, recalibrated = (json.loads(
@@ -144,16 +149,14 @@ def test_every_study_method_has_a_shipped_resnet20_config():
 
 
 def test_a_holdout_study_chooses_on_training_images_and_tests_once(
-        tiny_cifar100, tmp_path):
+        tiny_cifar100, tmp_path, monkeypatch, capfd):
     data = tiny_cifar100 / 'cifar-100-python'
     work, results = tmp_path / 'study', tmp_path / 'results'
-    out = run([
-        sys.executable, 'tools/benchmarks/cifar100_cpu_study.py', str(data),
-        '--fraction', '1', '--holdout', '0.5', '--epochs', '1',
-        '--precision', 'fp32', '--methods', 'lsskd', '--work-dir',
-        str(work), '--results-dir',
-        str(results)
-    ], tmp_path)
+    out = run_main(STUDY, [
+        data, '--fraction', '1', '--holdout', '0.5', '--epochs', '1',
+        '--precision', 'fp32', '--methods', 'lsskd', '--work-dir', work,
+        '--results-dir', results
+    ], monkeypatch, capfd)
     record = json.loads(
         (results / 'lsskd_resnet20_1frac_1e_holdout0.5_seed0.json')
         .read_text())
@@ -172,15 +175,15 @@ def test_a_holdout_study_chooses_on_training_images_and_tests_once(
     assert 'test top-1 after training' in header
 
 
-def test_a_holdout_table_is_not_written_into_the_docs(tmp_path):
-    out = run([
-        sys.executable, 'tools/benchmarks/cifar100_cpu_study.py', 'data',
-        '--holdout', '0.1', '--update-docs', '--report-only'
-    ], tmp_path, succeed=False)
+def test_a_holdout_table_is_not_written_into_the_docs(monkeypatch, capfd):
+    out = run_main(STUDY, ['data', '--holdout', '0.1', '--update-docs',
+                           '--report-only'], monkeypatch, capfd,
+                   succeed=False)
     assert '--update-docs writes the test-set table' in out
 
 
-def test_an_interrupted_run_resumes_where_it_stopped(base_study, tmp_path):
+def test_an_interrupted_run_resumes_where_it_stopped(base_study, tmp_path,
+                                                     monkeypatch, capfd):
     """A run killed with its session resumes from its last epoch when the
     study is started again, and ends as the uninterrupted run does."""
     data, straight = base_study['data'], base_study['results']
@@ -205,7 +208,8 @@ def test_an_interrupted_run_resumes_where_it_stopped(base_study, tmp_path):
     assert (run_dir / 'epoch_1.pth').is_file()
     assert not (run_dir / 'epoch_2.pth').exists()
 
-    out = run(study(data, work, results, '--methods', 'ce'), tmp_path)
+    out = run_main(STUDY, study(data, work, results, '--methods', 'ce')[2:],
+                   monkeypatch, capfd)
     assert 'Resuming' in out or 'resumed epoch: 1' in out
     resumed = json.loads(
         (results / 'ce_resnet20_0.5frac_2e_seed0.json').read_text())
@@ -662,15 +666,13 @@ def test_branch_distribution_is_the_one_training_mixes_in():
         unrotated_class_distribution(stored, views), trained.double())
 
 
-def test_past_prediction_quality_reads_a_study_checkpoint(base_study,
-                                                          tmp_path):
+def test_past_prediction_quality_reads_a_study_checkpoint(
+        base_study, tmp_path, monkeypatch, capfd):
     run_dir = base_study['work'] / 'lsskd_seed0'
     out = tmp_path / 'quality.json'
-    printed = run([
-        sys.executable, 'tools/analysis_tools/past_prediction_quality.py',
-        str(run_dir / 'lsskd_resnet20.py'), str(run_dir / 'epoch_2.pth'),
-        '--out', str(out)
-    ], tmp_path)
+    printed = run_main('tools/analysis_tools/past_prediction_quality.py', [
+        run_dir / 'lsskd_resnet20.py', run_dir / 'epoch_2.pth', '--out', out
+    ], monkeypatch, capfd)
     figures = json.loads(out.read_text())
     # Half of every class of the tiny set (5 classes x 4 images), every
     # one written in the second epoch; alpha is the config's alpha_T.
@@ -718,7 +720,8 @@ def test_a_derived_method_is_its_source_plus_precise_bn_only():
         assert derived_cfg == source_cfg, method
 
 
-def test_bn_recalibration_tool_on_a_study_checkpoint(base_study, tmp_path):
+def test_bn_recalibration_tool_on_a_study_checkpoint(base_study, tmp_path,
+                                                     monkeypatch, capfd):
     """The recalibration tool evaluates one checkpoint with BN statistics
     recomputed on unrotated images or on the four views: both change the
     statistics (else it raises), and they give different figures."""
@@ -726,10 +729,10 @@ def test_bn_recalibration_tool_on_a_study_checkpoint(base_study, tmp_path):
     figures = {}
     for views in ((), ('--views', )):
         out = tmp_path / f'bn{len(views)}.json'
-        run([sys.executable, 'tools/analysis_tools/bn_recalibration.py',
-             str(run_dir / 'lsskd_resnet20.py'),
-             str(run_dir / 'epoch_2.pth'), '--epoch', '1', *views,
-             '--out', str(out)], tmp_path)
+        run_main('tools/analysis_tools/bn_recalibration.py', [
+            run_dir / 'lsskd_resnet20.py', run_dir / 'epoch_2.pth',
+            '--epoch', '1', *views, '--out', out
+        ], monkeypatch, capfd)
         record = json.loads(out.read_text())
         assert record['statistics_on'] == ('four views' if views else
                                            'unrotated images')
@@ -738,7 +741,8 @@ def test_bn_recalibration_tool_on_a_study_checkpoint(base_study, tmp_path):
     assert figures[()] != figures[('--views', )]
 
 
-def test_study_lengths_pairs_each_method_with_ce_by_seed_and_epoch(tmp_path):
+def test_study_lengths_pairs_each_method_with_ce_by_seed_and_epoch(
+        tmp_path, monkeypatch, capfd):
     """The differences behind the lengths figure are the result files'
     curves, paired by seed and epoch; a seed without cross-entropy is
     left out."""
@@ -762,9 +766,10 @@ def test_study_lengths_pairs_each_method_with_ce_by_seed_and_epoch(tmp_path):
     write('lsskd', 1, [5, 10], 'bf16', [30.0, 42.0])
     write('lsskd', 2, [5, 10], 'bf16', [35.0, 45.0])  # no CE seed 2
     out = tmp_path / 'lengths.png'
-    run([sys.executable, 'tools/analysis_tools/study_lengths.py',
-         '--lengths', '4:fp32', '10:bf16', '--methods', 'lsskd',
-         '--results-dir', str(results), '--out', str(out)], tmp_path)
+    run_main('tools/analysis_tools/study_lengths.py', [
+        '--lengths', '4:fp32', '10:bf16', '--methods', 'lsskd',
+        '--results-dir', results, '--out', out
+    ], monkeypatch, capfd)
     assert out.stat().st_size > 10_000
     numbers = json.loads(out.with_suffix('.json').read_text())
     assert numbers['4:fp32'] == {'lsskd': {'0': [[2, 2.0], [4, -1.0]]}}

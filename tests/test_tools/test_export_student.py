@@ -1,4 +1,5 @@
 """From an LSSKD checkpoint to a plain mmpretrain student and ONNX."""
+import functools
 import hashlib
 import json
 import os
@@ -12,7 +13,7 @@ import mmcv
 import numpy as np
 import pytest
 import torch
-from conftest import (NUM_CLASSES, ROOT, make_cfg, run, serving,
+from conftest import (NUM_CLASSES, ROOT, make_cfg, run, run_main, serving,
                       tiny_options)
 from mmengine.config import Config
 from mmengine.registry import init_default_scope
@@ -152,18 +153,17 @@ with torch.no_grad():
     assert np.allclose(theirs['inferred'], expected.numpy(), atol=1e-6)
 
 
-def test_mmpretrain_test_script_gives_tools_test_top1(trained, tiny_cifar):
+def test_mmpretrain_test_script_gives_tools_test_top1(trained, tiny_cifar,
+                                                     monkeypatch, capfd):
     tmp = trained['tmp']
     folder = image_folder(tiny_cifar, tmp / 'images')
     ours = tmp / 'ours.json'
-    run([
-        sys.executable, 'tools/test.py',
+    run_main('tools/test.py', [
         on_image_folder(ROOT / CONFIG, folder, tmp / 'ours_cfg.py'),
-        str(trained['checkpoint']), '--work-dir',
-        str(trained['tmp'] / 'test_ours'), '--out',
-        str(ours), '--out-item', 'metrics', '--cfg-options',
+        trained['checkpoint'], '--work-dir', tmp / 'test_ours', '--out',
+        ours, '--out-item', 'metrics', '--cfg-options',
         *[o for o in trained['options'] if not o.startswith('test_')]
-    ], tmp)
+    ], monkeypatch, capfd)
     theirs = trained['tmp'] / 'theirs.json'
     run([
         sys.executable,
@@ -194,44 +194,31 @@ def test_onnx_has_a_dynamic_batch_and_matches_pytorch(trained):
         assert np.abs(logits - expected).max() < 1e-4
 
 
-def export_refusal(monkeypatch, capsys, *argv) -> str:
-    """What export_student.py prints when it refuses ``argv``, run in this
-    process as its ``__main__`` runs it (a subprocess per refusal cost the
-    suite an import of torch and mmpretrain each; test_cli.py runs the
-    script itself and checks a refusal prints without a traceback)."""
-    sys.path.insert(0, str(ROOT / 'tools/deployment'))
-    import export_student
-    from mmlsskd.utils import refusals_without_traceback
-    monkeypatch.chdir(ROOT)
-    monkeypatch.setattr('sys.argv', [EXPORT, *argv])
-    with pytest.raises(SystemExit) as refusal, \
-            refusals_without_traceback():
-        export_student.main()
-    assert refusal.value.code not in (None, 0)
-    out = capsys.readouterr()
-    return f'{out.out}{out.err}{refusal.value.code}'
+def export_refusal(monkeypatch, capfd, *argv) -> str:
+    """What export_student.py prints when it refuses ``argv``."""
+    return run_main(EXPORT, argv, monkeypatch, capfd, succeed=False)
 
 
 def test_clear_errors_and_nothing_written(trained, tmp_path, monkeypatch,
-                                          capsys):
+                                          capfd):
     out_dir = str(tmp_path / 'out')
     common = ['--out-dir', out_dir, '--cfg-options', *trained['options']]
-    out = export_refusal(monkeypatch, capsys, CONFIG,
+    out = export_refusal(monkeypatch, capfd, CONFIG,
                          str(tmp_path / 'missing.pth'), *common)
     assert 'missing.pth does not exist' in out
     # The exported student is a plain checkpoint, not an LSSKD one.
-    out = export_refusal(monkeypatch, capsys, CONFIG,
+    out = export_refusal(monkeypatch, capfd, CONFIG,
                          str(trained['student'] / 'student.pth'), *common)
     assert "is not an LSSKD or PS-KD checkpoint" in out
     # A config whose classifier differs from the checkpoint's.
-    out = export_refusal(monkeypatch, capsys, CONFIG,
+    out = export_refusal(monkeypatch, capfd, CONFIG,
                          str(trained['checkpoint']), *common,
                          'model.architecture.head.num_classes=7')
     assert 'does not fit the classifier of' in out
     assert 'Export with the config the checkpoint was trained with' in out
     assert not (tmp_path / 'out/student.pth').exists()
     # A tolerance no real export meets: the ONNX file is not left behind.
-    out = export_refusal(monkeypatch, capsys, CONFIG,
+    out = export_refusal(monkeypatch, capfd, CONFIG,
                          str(trained['checkpoint']), '--onnx', '--atol',
                          '1e-15', *common)
     assert 'ONNX differs by more than --atol 1e-15' in out
@@ -267,47 +254,43 @@ def test_student_config_of_other_shipped_configs():
                     'resnet18_1xb64-240e_cifar100.py')))
 
 
-def metrics_of(trained, tmp_path, name, config, checkpoint, *extra,
-                 **env) -> dict:
+def metrics_of(trained, tmp_path, monkeypatch, capfd, name, config,
+               checkpoint, *extra) -> dict:
     """tools/test.py's metrics of ``checkpoint`` under ``config``."""
     out = tmp_path / f'{name}.json'
-    run([
-        sys.executable, 'tools/test.py', str(config), str(checkpoint),
-        '--work-dir', str(tmp_path / name), '--out', str(out),
-        '--out-item', 'metrics', *extra, '--cfg-options',
-        *trained['options']
-    ], tmp_path, **env)
+    run_main('tools/test.py', [
+        config, checkpoint, '--work-dir', tmp_path / name, '--out', out,
+        '--out-item', 'metrics', *extra, '--cfg-options', *trained['options']
+    ], monkeypatch, capfd)
     return json.loads(out.read_text())
 
 
-def test_every_checkpoint_form_and_documented_flag_tests(trained, tmp_path):
+def test_every_checkpoint_form_and_documented_flag_tests(
+        trained, tmp_path, monkeypatch, capfd):
     """--tta, a URL and torch.save's legacy format load, weights-only."""
-    zipped = metrics_of(trained, tmp_path, 'zip', CONFIG,
-                          trained['checkpoint'])
+    metrics = functools.partial(metrics_of, trained, tmp_path, monkeypatch,
+                                capfd)
+    zipped = metrics('zip', CONFIG, trained['checkpoint'])
     legacy = tmp_path / 'legacy.pth'
     torch.save(torch.load(trained['checkpoint'], map_location='cpu'), legacy,
                _use_new_zipfile_serialization=False)
-    assert metrics_of(trained, tmp_path, 'legacy', CONFIG,
-                        legacy) == zipped
+    assert metrics('legacy', CONFIG, legacy) == zipped
     with serving(trained['checkpoint'].parent) as url:
-        assert metrics_of(
-            trained, tmp_path, 'url', CONFIG, f'{url}/epoch_1.pth',
-            TORCH_HOME=str(tmp_path / 'hub')) == zipped
-    tta = metrics_of(trained, tmp_path, 'tta', CONFIG,
-                       trained['checkpoint'], '--tta')
+        monkeypatch.setenv('TORCH_HOME', str(tmp_path / 'hub'))
+        assert metrics('url', CONFIG, f'{url}/epoch_1.pth') == zipped
+    tta = metrics('tta', CONFIG, trained['checkpoint'], '--tta')
     assert set(tta) == {'accuracy/top1', 'accuracy/top5'}
 
 
-def test_a_checkpoint_that_does_not_fit_fails_the_test(trained, tmp_path):
+def test_a_checkpoint_that_does_not_fit_fails_the_test(trained, tmp_path,
+                                                       monkeypatch, capfd):
     # The LSSKD training checkpoint under the exported plain config would
     # be tested as random weights.
-    out = run([
-        sys.executable, 'tools/test.py',
-        str(trained['student'] / 'student_config.py'),
-        str(trained['checkpoint']), '--work-dir', str(tmp_path / 'x'),
-        '--cfg-options',
+    out = run_main('tools/test.py', [
+        trained['student'] / 'student_config.py', trained['checkpoint'],
+        '--work-dir', tmp_path / 'x', '--cfg-options',
         *[o for o in trained['options'] if o.startswith('test_dataloader')]
-    ], tmp_path, succeed=False)
+    ], monkeypatch, capfd, succeed=False)
     assert f'test: checkpoint {trained["checkpoint"]} is not one of this ' \
         'model (missing backbone.' in out
     assert 'export the plain classifier first' in out
@@ -315,7 +298,7 @@ def test_a_checkpoint_that_does_not_fit_fails_the_test(trained, tmp_path):
 
 
 def test_export_checks_its_input_as_strictly_as_training(trained, tmp_path,
-                                                         monkeypatch, capsys):
+                                                         monkeypatch, capfd):
     common = ['--out-dir', str(tmp_path / 'out'), '--cfg-options',
               *trained['options']]
     data = bytearray(trained['checkpoint'].read_bytes())
@@ -328,7 +311,7 @@ def test_export_checks_its_input_as_strictly_as_training(trained, tmp_path,
     data[offset] ^= 0xFF
     flipped = tmp_path / 'flipped.pth'
     flipped.write_bytes(bytes(data))
-    out = export_refusal(monkeypatch, capsys, CONFIG, str(flipped),
+    out = export_refusal(monkeypatch, capfd, CONFIG, str(flipped),
                          *common)
     assert f'export: checkpoint {flipped} is truncated or corrupt' in out
     # Non-finite weights are refused too.
@@ -337,7 +320,7 @@ def test_export_checks_its_input_as_strictly_as_training(trained, tmp_path,
                if k.startswith('architecture.head'))
     checkpoint['state_dict'][key].view(-1)[0] = float('inf')
     torch.save(checkpoint, tmp_path / 'inf.pth')
-    out = export_refusal(monkeypatch, capsys, CONFIG,
+    out = export_refusal(monkeypatch, capfd, CONFIG,
                          str(tmp_path / 'inf.pth'), *common)
     assert f'has non-finite weights in {key}' in out
     assert not (tmp_path / 'out/student.pth').exists()

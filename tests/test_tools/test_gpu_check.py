@@ -8,13 +8,16 @@ from conftest import run
 
 def test_gpu_check_writes_one_result_per_candidate(tiny_cifar100, tmp_path):
     out_dir = tmp_path / 'gpu'
+    # The timed epochs: one image of each of the 5 classes, one batch. A
+    # smaller last batch would trace the compiled step again (most of this
+    # test's time on a CI core).
     run([
         sys.executable, 'tools/benchmarks/gpu_check.py',
         str(tiny_cifar100 / 'cifar-100-python'), '--skip-tests',
         '--methods', 'plain', 'LSSKD', '--variants', 'fp32', '--paths',
         'eager', 'fast', 'compiled', '--repeats',
-        '1', '--steps-per-repeat', '1', '--epoch-fraction', '0.5',
-        '--workers', '0', '--batch-size', '4', '--out-dir',
+        '1', '--steps-per-repeat', '1', '--epoch-fraction', '0.25',
+        '--workers', '0', '--batch-size', '5', '--out-dir',
         str(out_dir)
     ], tmp_path)
     names = sorted(p.name for p in out_dir.iterdir())
@@ -25,7 +28,7 @@ def test_gpu_check_writes_one_result_per_candidate(tiny_cifar100, tmp_path):
         record = json.loads((out_dir / name).read_text())
         assert {'device', 'torch', 'model', 'batch_size', 'method', 'path',
                 'ms_per_step', 'ms_per_iter', 'command'} <= set(record)
-        assert record['batch_size'] == 4 and record['model'] == 'resnet20'
+        assert record['batch_size'] == 5 and record['model'] == 'resnet20'
         assert record['ms_per_step'] > 0 and record['ms_per_iter'] > 0
 
 

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from conftest import run
+from conftest import run, run_main
 
 
 def test_benchmark_prints_every_candidate_and_the_flop_ratio(
@@ -35,13 +35,15 @@ def test_benchmark_prints_every_candidate_and_the_flop_ratio(
         assert re.search(rf'share of the LSSKD step in {part}: \d', out)
 
 
-def test_bf16_candidates_are_timed_beside_float32(tiny_cifar100, tmp_path):
-    out = run([
-        sys.executable, 'tools/benchmarks/training_efficiency.py',
-        str(tiny_cifar100 / 'cifar-100-python'), '--model', 'resnet20',
+def test_bf16_candidates_are_timed_beside_float32(tiny_cifar100,
+                                                  monkeypatch, capfd):
+    # In this process, so with glibc's defaults: heap reuse would stay on
+    # in the test worker after the benchmark.
+    out = run_main('tools/benchmarks/training_efficiency.py', [
+        tiny_cifar100 / 'cifar-100-python', '--model', 'resnet20',
         '--batch-size', '4', '--repeats', '1', '--warmup', '0',
-        '--channels-last', '--bf16'
-    ], tmp_path)
+        '--channels-last', '--bf16', '--glibc-default'
+    ], monkeypatch, capfd)
     rows = [line.split(' | ')[0] for line in out.splitlines()
             if line.startswith('| ')]
     assert rows[-4:] == ['| plain, bf16', '| LSSKD, bf16',
@@ -53,25 +55,24 @@ def test_bf16_candidates_are_timed_beside_float32(tiny_cifar100, tmp_path):
                          r'\d+\.\d\d$', out, re.M), name
 
 
-def test_op_count_finds_no_operation_per_image(tiny_cifar100, tmp_path):
+def test_op_count_finds_no_operation_per_image(tiny_cifar100, monkeypatch,
+                                               capfd):
     """The shipped configs' steps dispatch as many operations at batch 2 as
     at batch 4 (the counts themselves are in docs/benchmarks.md)."""
-    out = run([
-        sys.executable, 'tools/benchmarks/op_count.py',
-        str(tiny_cifar100 / 'cifar-100-python'), '--model', 'resnet20',
-        '--batch-sizes', '2', '4'
-    ], tmp_path)
+    data = tiny_cifar100 / 'cifar-100-python'
+    out = run_main('tools/benchmarks/op_count.py', [
+        data, '--model', 'resnet20', '--batch-sizes', '2', '4'
+    ], monkeypatch, capfd)
     rows = [line for line in out.splitlines() if line.startswith('| ours')]
     assert [row.split(' | ')[0] for row in rows] == [
         '| ours: plain', '| ours: PS-KD', '| ours: LSSKD']
     assert 'from batch 2 to 4: ours: plain +0, ours: PS-KD +0, ' \
         'ours: LSSKD +0' in out
     # mmpretrain's default collate_fn handles every image on its own.
-    out = run([
-        sys.executable, 'tools/benchmarks/op_count.py',
-        str(tiny_cifar100 / 'cifar-100-python'), '--model', 'resnet20',
-        '--batch-sizes', '2', '4', '--collate', 'pseudo_collate'
-    ], tmp_path)
+    out = run_main('tools/benchmarks/op_count.py', [
+        data, '--model', 'resnet20', '--batch-sizes', '2', '4', '--collate',
+        'pseudo_collate'
+    ], monkeypatch, capfd)
     assert re.search(r'ours: plain \+[1-9]', out)
 
 
