@@ -1,4 +1,5 @@
 import contextlib
+import copy
 import functools
 import http.server
 import os
@@ -52,6 +53,38 @@ def write_tiny_cifar(root: Path,
             {'fine_label_names': [f'class{c}' for c in range(num_names)]},
             f)
     return root
+
+
+@pytest.fixture(autouse=True, scope='session')
+def config_text_made_once():
+    """mmengine redoes two pure computations on every config, which the
+    tests' many tiny runs repeat on the same inputs; each is done once here,
+    with the same results.
+
+    - ``Config.pretty_text`` formats the config with yapf each time a run
+      logs, dumps or checkpoints it (about 0.5 s a call on a CI core, seven
+      in a tiny two-epoch run).
+    - A ``mmpretrain::`` base config is found by reading all of
+      mmpretrain's model-index files, on every ``Config.fromfile``.
+    """
+    import mmengine.config.config as config_module
+    import mmengine.config.utils as config_utils
+    yapf_format = config_module.FormatCode
+    formatted = functools.lru_cache(maxsize=256)(
+        lambda source, style: yapf_format(source, style_config=dict(style)))
+    metainfo = functools.lru_cache(maxsize=None)(
+        config_utils._get_cfg_metainfo)
+
+    def format_code(source, style_config=None, **options):
+        if options or not isinstance(style_config, dict):
+            return yapf_format(source, style_config=style_config, **options)
+        return formatted(source, tuple(sorted(style_config.items())))
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(config_module, 'FormatCode', format_code)
+        patch.setattr(config_utils, '_get_cfg_metainfo',
+                      lambda *args: copy.deepcopy(metainfo(*args)))
+        yield
 
 
 @pytest.fixture(scope='session')
