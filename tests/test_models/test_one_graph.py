@@ -7,6 +7,8 @@ with ``fullgraph=True`` any graph break is an error, and with
 must enter as a tensor). ``aot_eager`` traces forward and backward as
 ``torch.compile`` does for a GPU, and runs the traced ATen graph on the CPU.
 """
+import collections
+
 import pytest
 import torch
 import torch._dynamo
@@ -17,9 +19,9 @@ from mmengine.runner import Runner
 STEPS_PER_EPOCH = 4
 
 
-def train(options, work_dir, method, compile_losses=None):
+def train(options, work_dir, method, compile_losses=None, batch_size=5):
     """Two epochs; the logged losses of every step and the final store."""
-    extra = dict(train_dataloader=dict(batch_size=5),
+    extra = dict(train_dataloader=dict(batch_size=batch_size),
                  randomness=dict(seed=0))
     if method == 'PSKD':
         extra['model'] = dict(type='PSKD', _delete_=True,
@@ -70,3 +72,38 @@ def test_compiled_step_is_one_graph_with_the_eager_losses(
         torch.testing.assert_close(compiled_store[key], value, rtol=1e-4,
                                    atol=1e-5, msg=key)
     assert (eager_store['written_epoch'] == 1).all()
+
+
+# Every graph the counting backend was given: whether its shapes are
+# symbolic, and how many times each ran.
+traced, runs = [], collections.Counter()
+
+
+@torch._dynamo.register_backend
+def counting_backend(graph, example_inputs):
+    index = len(traced)
+    traced.append(any(
+        isinstance(x, torch.SymInt) or isinstance(x, torch.Tensor)
+        and any(isinstance(d, torch.SymInt) for d in x.shape)
+        for x in example_inputs))
+
+    def run(*args):
+        runs[index] += 1
+        return graph(*args)
+
+    return run
+
+
+def test_a_smaller_last_batch_is_traced_once_and_full_batches_stay_static(
+        tiny_cfg_options, tmp_path):
+    """20 images in batches of 6 end every epoch with 2, as CIFAR's 50,000
+    in batches of 64 end with 16: that batch is traced once more, in the
+    first epoch, and the full batches keep their static graph throughout
+    (torch.compile's automatic dynamic shapes serve the short one only)."""
+    torch._dynamo.reset()
+    traced.clear()
+    runs.clear()
+    train(tiny_cfg_options, tmp_path, 'LSSKD',
+          dict(backend='counting_backend', fullgraph=True), batch_size=6)
+    assert traced == [False, True]  # static, then the short batch's
+    assert runs == {0: 2 * 3, 1: 2}  # three full batches an epoch, one short
