@@ -220,6 +220,12 @@ def test_an_interrupted_run_resumes_where_it_stopped(base_study, tmp_path,
     first_log, _ = part_logs(run_dir)
     assert resumed['parts'] == 2
     assert resumed['wall_s'] > part_seconds(first_log) > 0
+    # Each part's settings: the first was started outside the study, which
+    # noted nothing for it; the study noted the second's.
+    first, second = resumed['part_timings']
+    assert first == dict(seconds=part_seconds(first_log), threads=None,
+                         jobs=None)
+    assert (second['threads'], second['jobs']) == (1, 1)
     assert resumed['curve'] == expected['curve']
     assert resumed['selection'] == expected['selection']
 
@@ -272,6 +278,8 @@ def test_runs_side_by_side_train_at_once_and_as_each_does_alone(
                                for where in (results, alone))
         assert (together['jobs'], together['threads']) == (2, 1)
         assert (by_itself['jobs'], by_itself['threads']) == (1, 1)
+        assert [(part['jobs'], part['threads'])
+                for part in together['part_timings']] == [(2, 1)]
         for key in ('curve', 'selection', 'train_fit'):
             assert together[key] == by_itself[key]
         run_dir = work / f'ce_seed{seed}'

@@ -338,7 +338,7 @@ def fit_record(metrics: dict) -> dict:
 def summarise_run(method: str, seed: int, args: argparse.Namespace,
                   run: dict, wall_s: float, test: dict = None,
                   selection: dict = None, derived_from: dict = None,
-                  train_fit: dict = None) -> dict:
+                  train_fit: dict = None, part_timings: list = None) -> dict:
     """The machine-readable result of one finished run: with a holdout,
     ``curve`` and ``last`` are the held-out images' (what options are
     chosen on) and ``test_after_training`` the test set's; without one,
@@ -367,6 +367,8 @@ def summarise_run(method: str, seed: int, args: argparse.Namespace,
         extra['train_fit'] = train_fit
     if derived_from is not None:
         extra['derived_from'] = derived_from
+    if part_timings is not None:
+        extra['part_timings'] = part_timings
     return dict(
         method=method,
         config=METHODS[method].format(model=args.model),
@@ -395,8 +397,8 @@ def summarise_run(method: str, seed: int, args: argparse.Namespace,
         date=datetime.date.today().isoformat(),
         precision=args.precision,
         channels_last=args.channels_last,
-        # What the timings shared: the threads of this run, and how many
-        # runs trained at once.
+        # What the timings shared: the threads of the run's last part, and
+        # how many runs trained at once (each part's: part_timings).
         threads=torch.get_num_threads(),
         jobs=args.jobs,
         commit=code_version(),
@@ -434,6 +436,7 @@ def train_run(method: str, seed: int, args: argparse.Namespace,
     # logs, as the processes that ran them were killed before they could
     # say it.
     earlier_s = sum(part_seconds(log) for log in part_logs(run_dir))
+    note_part_settings(run_dir, args)
     subprocess.run([
         sys.executable, str(ROOT / 'tools/train.py'), str(config),
         '--work-dir', str(run_dir), *resume
@@ -460,11 +463,13 @@ def train_run(method: str, seed: int, args: argparse.Namespace,
     wall_s = earlier_s + time.perf_counter() - start
     return summarise_run(method, seed, args, read_run(run_dir), wall_s,
                          metrics.get('test'), selection,
-                         train_fit=fit_record(metrics['fit']))
+                         train_fit=fit_record(metrics['fit']),
+                         part_timings=part_timings(run_dir))
 
 
 # mmengine starts every line of its log with the local time, to the second.
 LOG_TIME = re.compile(r'^(\d{4}/\d\d/\d\d \d\d:\d\d:\d\d) - mmengine')
+LOG_TIME_FORMAT = '%Y/%m/%d %H:%M:%S'
 
 
 def part_logs(run_dir: Path) -> list:
@@ -472,6 +477,40 @@ def part_logs(run_dir: Path) -> list:
     tools/train.py (mmengine's ``<timestamp>/<timestamp>.log``)."""
     return sorted(log for log in run_dir.glob('*/*.log')
                   if log.stem == log.parent.name)
+
+
+# One line per start of tools/train.py in a run's work directory.
+PART_SETTINGS = 'part_settings.jsonl'
+
+
+def note_part_settings(run_dir: Path, args: argparse.Namespace) -> None:
+    """Note what the part of the run about to start shares its CPU with:
+    its threads, and how many runs train at once. A run resumed with
+    another ``--jobs`` has parts that differ."""
+    with open(run_dir / PART_SETTINGS, 'a') as f:
+        f.write(json.dumps(dict(
+            started=datetime.datetime.now().strftime(LOG_TIME_FORMAT),
+            threads=torch.get_num_threads(), jobs=args.jobs)) + '\n')
+
+
+def part_timings(run_dir: Path) -> list:
+    """Each part of a run: its seconds (:func:`part_seconds`) and the
+    settings noted as it started, the last noted before its Runner's
+    timestamp (None for a part started before the study noted them)."""
+    notes = []
+    if (run_dir / PART_SETTINGS).exists():
+        notes = [json.loads(line) for line in
+                 (run_dir / PART_SETTINGS).read_text().splitlines()]
+    timings = []
+    for log in part_logs(run_dir):
+        started = datetime.datetime.strptime(log.stem, '%Y%m%d_%H%M%S')
+        begun = [note for note in notes if datetime.datetime.strptime(
+            note['started'], LOG_TIME_FORMAT) <= started]
+        note = begun[-1] if begun else {}
+        timings.append(dict(seconds=part_seconds(log),
+                            threads=note.get('threads'),
+                            jobs=note.get('jobs')))
+    return timings
 
 
 def part_span(log: Path) -> Optional[tuple]:
@@ -482,7 +521,7 @@ def part_span(log: Path) -> Optional[tuple]:
              if match]
     if not times:
         return None
-    return tuple(datetime.datetime.strptime(t, '%Y/%m/%d %H:%M:%S')
+    return tuple(datetime.datetime.strptime(t, LOG_TIME_FORMAT)
                  for t in (times[0], times[-1]))
 
 
