@@ -506,6 +506,49 @@ def test_a_best_epoch_missing_for_some_seeds_is_not_averaged_away():
     assert best_cell([run(0, 21.0), run(1, 23.0)]) == '22.00 ± 1.41'
 
 
+def test_the_timing_column_says_whether_its_figures_compare():
+    """s/iter compares between rows only when every part of every run was
+    timed on one device with the same threads and jobs, all recorded."""
+    sys.path.insert(0, str(ROOT / 'tools/benchmarks'))
+    from cifar100_study_report import table
+
+    def run(method, seed, **timing):
+        return dict(method=method, seed=seed, s_per_iter=1.0 + seed,
+                    last=dict(top1=20.0, top5=50.0, branches_top1={}),
+                    best_on_test=None, device='cpu: x86_64, 2 cores',
+                    **timing)
+
+    def heading(*runs):
+        results = {}
+        for r in runs:
+            results.setdefault(r['method'], []).append(r)
+        return table(results)[0].split(' | ')[-1]
+
+    alone = dict(parts=1, threads=2, jobs=1)
+    same = heading(run('ce', 0, **alone), run('lsskd', 0, **alone),
+                   run('lsskd', 1, parts=2, threads=2, jobs=1,
+                       part_timings=[dict(seconds=9., threads=2, jobs=1),
+                                     dict(seconds=5., threads=2, jobs=1)]))
+    assert same == ('s/iter (median; every run on 2 thread(s), 1 run(s) at '
+                    'once) |')
+    not_comparable = ('s/iter (median; runs timed under other or unrecorded '
+                      'loads: not comparable) |')
+    # A run beside another; a resumed run whose file records its last part
+    # only; a part started before the study noted settings; a result file
+    # from before threads were recorded; another device.
+    for other in (dict(parts=1, threads=1, jobs=2),
+                  dict(parts=3, threads=2, jobs=1),
+                  dict(parts=2, threads=2, jobs=1,
+                       part_timings=[dict(seconds=9., threads=None,
+                                          jobs=None),
+                                     dict(seconds=5., threads=2, jobs=1)]),
+                  dict(parts=1)):
+        assert heading(run('ce', 0, **alone),
+                       run('lsskd', 0, **other)) == not_comparable, other
+    gpu = dict(run('lsskd', 0, **alone), device='cuda: NVIDIA H200')
+    assert heading(run('ce', 0, **alone), gpu) == not_comparable
+
+
 def test_the_readme_summarises_settled_methods_only():
     sys.path.insert(0, str(ROOT / 'tools/benchmarks'))
     from cifar100_study_report import settled

@@ -54,6 +54,33 @@ def mean_std(values) -> str:
     return f'{statistics.mean(values):.2f} ± {statistics.stdev(values):.2f}'
 
 
+def timing_loads(result: dict) -> set:
+    """What each part of a run was timed beside: ``(device, threads,
+    jobs)``, with ``None`` where the result does not record it (parts
+    started before the study noted their settings)."""
+    device = result.get('device')
+    if 'part_timings' in result:
+        return {(device, p['threads'], p['jobs'])
+                for p in result['part_timings']}
+    if result.get('parts', 1) == 1:
+        return {(device, result.get('threads'), result.get('jobs'))}
+    # The file's threads and jobs are its last part's only.
+    return {(device, None, None)}
+
+
+def timing_header(results: dict) -> str:
+    """The s/iter column's heading: its figures compare only when every
+    part of every run was timed on one device, threads and jobs, known."""
+    loads = set().union(*(timing_loads(r) for runs in results.values()
+                          for r in runs))
+    if len(loads) == 1 and None not in next(iter(loads)):
+        _, threads, jobs = next(iter(loads))
+        return (f's/iter (median; every run on {threads} thread(s), '
+                f'{jobs} run(s) at once)')
+    return ('s/iter (median; runs timed under other or unrecorded loads: '
+            'not comparable)')
+
+
 def table(results: dict) -> list:
     """Markdown rows: last epoch (mean ± std over seeds), the best epoch
     beside it, and the difference to cross-entropy paired by seed."""
@@ -77,7 +104,7 @@ def table(results: dict) -> list:
                   'top-1 on its training images (how far it fitted them)'
               ] * fit + [
                   f'branch {s} top-1' for s in range(1, num_branches + 1)
-              ] + ['s/iter (median)']
+              ] + [timing_header(results)]
     rows = ['| ' + ' | '.join(header) + ' |', '|' + '---|' * len(header)]
     for method, runs in results.items():
         paired = [r['last']['top1'] - ce[r['seed']] for r in runs
