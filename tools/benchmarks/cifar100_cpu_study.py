@@ -72,7 +72,7 @@ def run_name(text: str) -> tuple:
     return method, int(seed)
 
 
-def parse_args() -> argparse.Namespace:
+def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_student_arguments(parser)
     parser.add_argument(
@@ -135,7 +135,7 @@ def parse_args() -> argparse.Namespace:
         'cores, docs/benchmarks.md), each run later; fewer runs left to '
         'train than this share all the threads. Each run\'s output '
         'goes to console.log in its work directory')
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if args.jobs < 1:
         parser.error(f'--jobs must be 1 or more, got {args.jobs}.')
     runs = args.runs or []

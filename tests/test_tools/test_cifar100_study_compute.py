@@ -1,0 +1,164 @@
+"""Is LSSKD worth its compute: the cost benchmark measures every study
+method from the study's own configs, and the compute-matched and
+label-smoothing comparisons are built from result files alone, concluding
+nothing from fewer than three seeds."""
+import argparse
+import json
+import sys
+
+import pytest
+from conftest import ROOT, run_main
+
+sys.path.insert(0, str(ROOT / 'tools/benchmarks'))
+
+
+def test_cost_benchmark_measures_every_method_against_ce(
+        tiny_cifar100, tmp_path, monkeypatch, capfd):
+    out_file = tmp_path / 'cost.json'
+    # float32: every CPU runs it at speed (the study refuses emulated bf16).
+    run_main('tools/benchmarks/cifar100_study_cost.py', [
+        tiny_cifar100 / 'cifar-100-python', '--fraction', '0.5',
+        '--precision', 'fp32', '--repeats', '1', '--warmup', '0', '--out',
+        out_file
+    ], monkeypatch, capfd)
+    record = json.loads(out_file.read_text())
+    methods = record['methods']
+    assert list(methods) == ['ce', 'lbs', 'pskd', 'lsskd', 'lsskd-no-past',
+                             'ce, channels-last']
+    assert record['reference'] == 'ce'
+    assert record['command'].startswith(
+        'python tools/benchmarks/cifar100_study_cost.py ')
+    for figures in methods.values():
+        assert figures['s_per_epoch'] == pytest.approx(
+            figures['s_per_step'] * figures['steps_per_epoch'])
+        assert figures['peak_step_mb'] > 0
+    # A training step's FLOPs, forward and backward, are the arithmetic of
+    # the method: label smoothing, PS-KD and the layout add none; LSSKD's
+    # four views and three branches are 9.27 times a plain step (its
+    # forward alone is 9.25 times, test_training_efficiency.py).
+    plain = methods['ce']['train_gflops_per_image']
+    for method in ('lbs', 'pskd', 'ce, channels-last'):
+        assert methods[method]['train_gflops_per_image'] == \
+            pytest.approx(plain)
+    for method in ('lsskd', 'lsskd-no-past'):
+        assert methods[method]['train_gflops_per_image'] / plain == \
+            pytest.approx(9.27, abs=0.005)
+    # Only the methods with past predictions hold a store: 8 training
+    # images of 100 classes; LSSKD adds 3 branches x 4 views x 400 joint
+    # classes, all float32.
+    assert methods['ce']['store_mb'] == methods['lbs']['store_mb'] == 0
+    assert methods['lsskd']['store_mb'] * 2**20 >= \
+        8 * (100 + 3 * 4 * 400) * 4
+
+
+def fake(method, seed, top1):
+    return dict(method=method, seed=seed, precision='bf16',
+                last=dict(top1=top1))
+
+
+def write_results(folder, epochs, runs):
+    folder.mkdir(exist_ok=True)
+    for run in runs:
+        (folder / f'{run["method"]}_resnet20_0.2frac_{epochs}e_bf16_seed'
+         f'{run["seed"]}.json').write_text(json.dumps(run))
+
+
+def cost_record():
+    figures = dict(s_per_step=1.0, steps_per_epoch=10, peak_step_mb=50.0,
+                   store_mb=0.0)
+    return dict(
+        reference='ce', device='a CPU', date='2026-12-07', repeats=3,
+        command='python tools/benchmarks/cifar100_study_cost.py DATA',
+        methods=dict(
+            ce=dict(figures, s_per_epoch=10.0, train_gflops_per_image=0.25),
+            lsskd=dict(figures, s_per_epoch=60.0,
+                       train_gflops_per_image=2.25, peak_step_mb=300.0,
+                       store_mb=180.0)))
+
+
+def compute_args(results, cost):
+    from cifar100_study_compute import parse_args
+    return parse_args(['--results-dir', str(results), '--cost', str(cost)])
+
+
+def test_compute_matched_pairs_lsskd_with_ce_four_times_longer(tmp_path):
+    from cifar100_study_compute import blocks
+    results, cost = tmp_path / 'results', tmp_path / 'cost.json'
+    cost.write_text(json.dumps(cost_record()))
+    write_results(results, 60, [fake('ce', s, t) for s, t in
+                                ((0, 40.0), (1, 41.0), (2, 42.0))])
+    write_results(results, 60, [fake('lsskd', s, t) for s, t in
+                                ((0, 45.0), (1, 44.0), (2, 46.0))])
+    # Two seeds of CE at 240 epochs: figures, but no verdict.
+    write_results(results, 240, [fake('ce', 0, 44.0), fake('ce', 1, 45.0)])
+    lines = blocks(compute_args(results, cost))['compute-matched']
+    text = '\n'.join(lines)
+    assert '| 0 | 40.00 | 44.00 | 45.00 |' in lines
+    assert '| 2 | 42.00 | - | 46.00 |' in lines
+    # LSSKD's epoch is 6 times CE's, its step 9 times the FLOPs: 60 of its
+    # epochs against 240 of CE's are 1.5 and 2.25 times.
+    assert '1.50 times the training time and 2.25 times the training ' \
+        'FLOPs' in text
+    # CE gains +4 at both seeds; LSSKD leads by +1 and -1.
+    assert ('- Cross-entropy from 60 epochs to 240 epochs: +4.00 ± 0.00 '
+            '(2 seeds); 2 of 3 seeds, no verdict yet.') in lines
+    assert ('- LSSKD at 60 epochs minus cross-entropy at 240 epochs: '
+            '+0.00 ± 1.41 (2 seeds); 2 of 3 seeds, no verdict yet.') in lines
+    assert 'beats' not in text and 'trails' not in text
+
+    # The third seed: CE at 240 gains +4, +4, +1 (mean 3, std 1.73) and
+    # LSSKD minus it is +1, -1, +3 (mean 1, std 2): within the spread.
+    write_results(results, 240, [fake('ce', 2, 43.0)])
+    lines = blocks(compute_args(results, cost))['compute-matched']
+    assert ('- Cross-entropy from 60 epochs to 240 epochs: +3.00 ± 1.73 '
+            '(3 seeds); **beats cross-entropy at 60 epochs** (spread '
+            '1.73).') in lines
+    assert ('- LSSKD at 60 epochs minus cross-entropy at 240 epochs: '
+            '+1.00 ± 2.00 (3 seeds); **within the seed spread of '
+            'cross-entropy at 240 epochs** (spread 2.00).') in lines
+
+
+def test_label_smoothing_is_read_against_ce_and_lsskd(tmp_path):
+    from cifar100_study_compute import blocks
+    results = tmp_path / 'results'
+    write_results(results, 60, [
+        *(fake('ce', s, t) for s, t in ((0, 40.0), (1, 41.0), (2, 42.0))),
+        *(fake('lsskd', s, t) for s, t in ((0, 45.0), (1, 44.0), (2, 46.0))),
+        fake('lbs', 0, 41.0)
+    ])
+    lines = blocks(compute_args(results, tmp_path / 'none.json'))
+    # Without a cost file the table says how to measure it.
+    assert 'Not measured yet' in lines['cifar100-study-cost'][0]
+    smoothing = lines['label-smoothing']
+    assert ('- Label smoothing minus cross-entropy: +1.00 (1 seed); 1 of 3 '
+            'seeds, no verdict yet.') in smoothing
+    assert ("- Label smoothing minus the paper's LSSKD: -4.00 (1 seed); 1 "
+            'of 3 seeds, no verdict yet.') in smoothing
+
+
+def test_a_cost_table_gives_every_figure_beside_its_ratio():
+    from cifar100_study_compute import cost_table
+    lines = cost_table(cost_record())
+    assert lines[3] == 'python tools/benchmarks/cifar100_study_cost.py DATA'
+    assert '| lsskd | 60.0 | 6.00 | 2.250 | 9.00 | 300 | 6.00 | 180 |' in \
+        lines
+
+
+def test_the_docs_show_what_the_committed_files_say():
+    """The cost table, the compute-matched and the label-smoothing blocks
+    of docs/results.md are the script's output from the committed files:
+    after a new result, run ``cifar100_study_compute.py --update-docs``."""
+    from cifar100_study_compute import blocks, markers, parse_args
+    from cifar100_study_report import RESULTS_PAGE
+    args = parse_args([])
+    page = RESULTS_PAGE.read_text()
+    for name, lines in blocks(args).items():
+        begin, end = markers(name, args)
+        assert '\n'.join([begin, *lines, end]) in page, name
+
+
+def test_the_long_schedule_must_be_longer():
+    from cifar100_study_compute import parse_args
+    with pytest.raises(SystemExit):
+        parse_args(['--epochs', '60', '--long-epochs', '60'])
+    assert isinstance(parse_args([]), argparse.Namespace)
