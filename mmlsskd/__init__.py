@@ -12,6 +12,7 @@ register_config_package()
 register_model_index()
 
 from .datasets import *  # noqa: F401,F403,E402
+from .structures import *  # noqa: F401,F403,E402
 from .engine import *  # noqa: F401,F403,E402
 from .evaluation import *  # noqa: F401,F403,E402
 from .models import *  # noqa: F401,F403,E402

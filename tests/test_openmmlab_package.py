@@ -101,3 +101,18 @@ def test_a_built_package_carries_configs_tools_and_index(tmp_path):
             'configs/lsskd/metafile.yml',
             'configs/_base_/methods/lsskd.py'}:
         assert mim + config in files, config
+
+
+def test_models_never_import_the_engine():
+    """As in mmpretrain, the layers read one way: the engine (hooks, store)
+    uses the models, never the reverse; what both need lives in
+    ``mmlsskd.structures`` or the models' utils."""
+    import re
+    from pathlib import Path
+    models = Path(__file__).resolve().parents[1] / 'mmlsskd/models'
+    offenders = [
+        str(path.relative_to(models)) for path in models.rglob('*.py')
+        if re.search(r'^from \.+engine|^import mmlsskd\.engine|'
+                     r'^from mmlsskd\.engine', path.read_text(), re.M)
+    ]
+    assert not offenders

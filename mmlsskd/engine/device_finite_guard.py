@@ -8,7 +8,7 @@ from torch.optim import Optimizer
 from mmengine.dist import all_reduce, get_world_size
 
 from ..utils.errors import config_error
-from .finite_losses import check_finite_losses
+from ..models.utils.finite_losses import check_finite_losses
 
 # The optimizers whose fused kernels skip their update on the device when
 # given ``found_inf`` (what torch's GradScaler relies on).

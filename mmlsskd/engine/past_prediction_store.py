@@ -1,8 +1,9 @@
 import os
-from typing import Dict, NamedTuple, Optional, Union
+from typing import Dict, Optional, Union
 
 import torch
 
+from ..structures import PastPredictions
 from ..utils.errors import LSSKDCheckpointError, config_error
 from .prediction_rows import DTYPES, make_rows
 
@@ -50,26 +51,6 @@ def check_store_options(dtype: str, topk, branch_views: str,
         raise config_error(subject, f"branch_views must be 'all' or "
                            f"'unrotated', got {branch_views!r}",
                            "'unrotated' keeps one view of every branch.")
-
-
-class PastPredictions(NamedTuple):
-    """Past predictions of one batch, on the model's device.
-
-    Attributes:
-        final (torch.Tensor): Final-classifier distributions, (B, C).
-        branches (torch.Tensor): Branch SADs, view-major rows like the
-            model's views: (num_branches, K * B, C * K).
-        written (torch.Tensor): Whether each sample has a past prediction,
-            bool of shape (B, ).
-        branch_written (torch.Tensor): Whether each view row of
-            ``branches`` holds one, bool of shape (K * B, ): ``written`` for
-            every view, or for the unrotated view only when the store keeps
-            no other.
-    """
-    final: torch.Tensor
-    branches: torch.Tensor
-    written: torch.Tensor
-    branch_written: torch.Tensor
 
 
 class PastPredictionStore:

@@ -8,7 +8,7 @@ from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
 from torch import nn
 
-from ...engine.past_prediction_store import PastPredictions
+from ...structures import PastPredictions
 from ...utils.errors import check_unit_interval, config_error
 from ..heads.rotation_joint_head import stack_branches
 from ..utils import averages_over_rows, run_named, sum_over_parts

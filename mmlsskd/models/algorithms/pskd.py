@@ -8,12 +8,12 @@ from mmpretrain.structures import DataSample
 from mmrazor.models.algorithms import BaseAlgorithm
 from torch import nn
 
-from ...engine.past_prediction_store import PastPredictions
-from ...engine.finite_losses import check_finite_losses
+from ...structures import PastPredictions
 from ...utils.errors import config_error
 from ..utils import (MixingRecorder, build_settings_error, dominant_rows,
                      head_fix, mix_rows, progressive_targets, record_mixing,
                      run_named, with_classifier_augments)
+from ..utils.finite_losses import check_finite_losses
 from ..utils.loss_config import check_loss_cfg
 
 

@@ -4,7 +4,7 @@ from typing import Dict
 
 import torch
 
-from ..utils.errors import NonFiniteLossError, refusal_message
+from ...utils.errors import NonFiniteLossError, refusal_message
 
 
 def check_finite_losses(losses: Dict[str, torch.Tensor],

@@ -1,0 +1,3 @@
+from .past_predictions import PastPredictions
+
+__all__ = ['PastPredictions']
