@@ -158,10 +158,12 @@ def free_port() -> str:
         return str(sock.getsockname()[1])
 
 
-def run(args, tmp_path, succeed: bool = True, **env) -> str:
+def run(args, tmp_path, succeed: bool = True, status: int = None,
+        **env) -> str:
     """Run a tool from the repository root as a user would; its output.
 
-    With ``succeed=False`` the tool must fail (exit status not 0)."""
+    With ``succeed=False`` the tool must fail (exit status not 0), with
+    ``status`` if given."""
     env = {
         **os.environ, 'OMP_NUM_THREADS': '1',
         'PYTHON': sys.executable,
@@ -174,6 +176,8 @@ def run(args, tmp_path, succeed: bool = True, **env) -> str:
         assert result.returncode == 0, result.stderr[-3000:]
     else:
         assert result.returncode != 0, result.stdout[-3000:]
+        if status is not None:
+            assert result.returncode == status, result.stderr[-3000:]
     return result.stdout + result.stderr
 
 

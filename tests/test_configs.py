@@ -98,3 +98,45 @@ def test_shipped_stages_are_the_ones_lsskd_would_pick(student):
         stages = probe_backbone_stages(
             cfg.model.architecture.backbone.to_dict(), (32, 32))
     assert choose_branch_stages(stages) == tuple(cfg.model.out_indices)
+
+
+COC_CONFIGS = [p for p in CONFIGS if '-coc' in p]
+
+
+def test_every_method_has_its_cutout_cutmix_configs():
+    assert COC_CONFIGS == [
+        'baselines/resnet18_1xb64-240e-coc_cifar100.py',
+        'baselines/resnet20_1xb64-240e-coc_cifar100.py',
+        'lsskd/lsskd-coc_resnet18_1xb64-240e_cifar100.py',
+        'lsskd/lsskd-coc_resnet20_1xb64-240e_cifar100.py',
+        'pskd/pskd-coc_resnet18_1xb64-240e_cifar100.py',
+        'pskd/pskd-coc_resnet20_1xb64-240e_cifar100.py',
+    ]
+
+
+@pytest.mark.parametrize('config', COC_CONFIGS)
+def test_coc_configs_build_cutout_and_cutmix_as_documented(config):
+    """The paper's COC rows as configs/_base_/datasets/cifar100_bs64_cutout.py
+    and the baselines document them: one 8x8 Cutout hole on every image,
+    filled with the mean pixel, after the crop and flip; CutMix with alpha 1
+    on half of the batches, in the built model's data preprocessor (the
+    wrapped classifiers' too)."""
+    from mmengine.dataset import Compose
+    from mmengine.registry import DefaultScope
+    from mmpretrain.models.utils.batch_augments import CutMix
+    from mmpretrain.registry import MODELS
+    cfg = Config.fromfile(str(CONFIG_ROOT / config))
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
+        pipeline = Compose(cfg.train_dataloader.dataset.pipeline).transforms
+        model = MODELS.build(cfg.model)
+    names = [type(t).__name__ for t in pipeline]
+    assert names == ['RandomCrop', 'RandomFlip', 'Cutout', 'PackInputs']
+    cutout = pipeline[2]
+    assert (cutout.shape, cutout.prob, cutout.pad_val) == (8, 1.0,
+                                                           (129, 124, 112))
+    augments = model.data_preprocessor.batch_augments
+    # LSSKD and PS-KD record the mixing around mmpretrain's augment.
+    augments = getattr(augments, 'batch_augments', augments)
+    cutmix = [a for a in augments.augments if isinstance(a, CutMix)]
+    assert len(cutmix) == 1 and cutmix[0].alpha == 1.0
+    assert augments.probs[augments.augments.index(cutmix[0])] == 0.5

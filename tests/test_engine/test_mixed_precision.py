@@ -225,3 +225,35 @@ def test_bf16_wrapper_autocasts_and_resumes_a_float16_runs_state():
     momentum = fresh.optimizer.state_dict()['state'][0]['momentum_buffer']
     assert torch.equal(momentum,
                        state['state'][0]['momentum_buffer'])
+
+
+class StrictSGD(torch.optim.SGD):
+    """An optimizer that refuses keys it does not know, as some do (and as
+    torch may): what the bf16 wrapper hands it must be its own state."""
+
+    def load_state_dict(self, state_dict):
+        unknown = set(state_dict) - {'state', 'param_groups'}
+        if unknown:
+            raise KeyError(f'unexpected keys {sorted(unknown)}')
+        super().load_state_dict(state_dict)
+
+
+def test_bf16_wrapper_restores_exactly_what_it_saved_or_a_float16_run_had():
+    torch.manual_seed(0)
+    model = torch.nn.Linear(3, 2)
+    wrapper = BF16AmpOptimWrapper(
+        optimizer=StrictSGD(model.parameters(), lr=0.1, momentum=0.9))
+    for _ in range(2):
+        with wrapper.optim_context(model):
+            out = model(torch.randn(4, 3))
+        wrapper.update_params(out.float().square().sum())
+    state = wrapper.state_dict()
+    for saved in (state, dict(state, loss_scaler={'scale': 65536.0})):
+        fresh = BF16AmpOptimWrapper(
+            optimizer=StrictSGD(model.parameters(), lr=0.5, momentum=0.1))
+        fresh.load_state_dict(saved)
+        restored = fresh.state_dict()
+        assert restored['param_groups'] == state['param_groups']
+        for i, entry in state['state'].items():
+            assert torch.equal(restored['state'][i]['momentum_buffer'],
+                               entry['momentum_buffer'])

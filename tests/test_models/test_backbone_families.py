@@ -318,3 +318,38 @@ def test_an_input_size_the_backbone_cannot_take_names_input_size():
                        r'Set aux_neck.input_size to the size of the '
                        r'training images'):
         build_lsskd(vgg, 64)
+
+
+def hrnet_classifier() -> dict:
+    """mmpretrain's HRNet-W18 classifier, as its config writes it: the
+    neck fuses the four branches to 2048 channels."""
+    return dict(
+        type='ImageClassifier', backbone=dict(type='HRNet', arch='w18'),
+        neck=[dict(type='HRFuseScales', in_channels=(18, 36, 72, 144)),
+              GAP], head=linear(2048))
+
+
+def test_hrnet_is_refused_with_the_fix_and_runs_as_the_fix_says():
+    """HRNet has no ``out_indices``: ``'auto'`` is refused naming the
+    three ways out; hanging the branches on its outputs as they are
+    (``out_indices=None``) is refused before the first step while feature consistency would
+    compare its 2048-channel fused feature with the branches'; without the
+    term it builds, and the classifier reads its neck as before."""
+    aux_neck = dict(type='AuxiliaryBranchNeck', input_size=32)
+    with pytest.raises(LSSKDConfigError,
+                       match=r'model.out_indices: HRNet has no out_indices.*'
+                       r'set LSSKD\(out_indices=None\).*loss_feat=None'):
+        MODELS.build(dict(type='LSSKD', architecture=hrnet_classifier(),
+                          aux_neck=aux_neck))
+    model = MODELS.build(dict(type='LSSKD', architecture=hrnet_classifier(),
+                              aux_neck=aux_neck, out_indices=None))
+    # PastPredictionHook's check before the first step.
+    with pytest.raises(LSSKDConfigError,
+                       match=r'model.loss_feat: feature consistency compares'
+                       r'.*\(sizes \[.*\]\).*\(size 2048\)'):
+        model.check_forward(torch.randn(2, 3, 32, 32))
+    model = MODELS.build(dict(type='LSSKD', architecture=hrnet_classifier(),
+                              aux_neck=aux_neck, out_indices=None,
+                              loss_feat=None))
+    assert model.num_branches == 4
+    model.check_forward(torch.randn(2, 3, 32, 32))

@@ -351,3 +351,26 @@ def test_build_time_checks_leave_the_random_stream_alone():
     for name, value in checked.items():
         assert torch.equal(value, unchecked[name]), name
     assert torch.equal(checked_rng, unchecked_rng)
+
+
+def test_the_feature_term_pulls_the_branches_never_the_classifier_feature():
+    """Feature consistency's target, the feature the classifier reads, is
+    detached (METHOD.md): its gradient reaches the shallower branches and
+    the backbone stages under them, never the last stage, whose only path
+    into the term is that target."""
+    model = build()
+    inputs, samples, _, _ = batch()
+    loss_feat = model.loss(inputs, samples)['loss_feat']
+    named = dict(model.named_parameters())
+    grads = dict(zip(named, torch.autograd.grad(
+        loss_feat, list(named.values()), allow_unused=True)))
+
+    def reached(prefix):
+        return any(grads[n] is not None and grads[n].abs().sum() > 0
+                   for n in named if n.startswith(prefix))
+
+    backbone = 'architecture.backbone.'
+    assert reached(backbone + 'layer1.')
+    assert reached('aux_neck.')
+    assert not reached(backbone + 'layer4.')
+    assert not reached('architecture.head.')

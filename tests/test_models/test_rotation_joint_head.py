@@ -125,3 +125,16 @@ def test_a_loss_that_fails_on_stacked_rows_is_called_per_branch():
 
     assert not averages_over_rows(FirstRowOnly())
     assert averages_over_rows(torch.nn.MSELoss())
+
+
+def test_each_branch_accuracy_is_logged_under_its_own_branch():
+    """Branches right on 1, 2 and 3 of 4 rows: ``acc_branch{s}`` is
+    branch ``s``'s own accuracy, shallowest first."""
+    head = make_head(num_branches=3)
+    joint = torch.tensor([0, 1, 2, 3])
+    right = torch.eye(4) * 5  # each row's own joint label wins
+    wrong = right.roll(1, dims=1)
+    logits = [torch.cat([right[:n], wrong[n:]]) for n in (1, 2, 3)]
+    losses = head.loss(logits, joint, torch.zeros(3, 4, 4), torch.zeros(4))
+    assert [losses[f'acc_branch{s}'].item() for s in (1, 2, 3)] == \
+        pytest.approx([25.0, 50.0, 75.0])

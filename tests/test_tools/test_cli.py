@@ -195,15 +195,15 @@ def test_tools_print_a_refusal_without_a_traceback(tiny_cfg_options,
         sys.executable, 'tools/train.py', CONFIG, '--work-dir',
         str(tmp_path / 'work'), '--cfg-options', *tiny_cfg_options,
         'model.view_transform.angles=[90,0]'
-    ], tmp_path, succeed=False)
+    ], tmp_path, succeed=False, status=1)
     test = run([
         sys.executable, 'tools/test.py', CONFIG,
         str(tmp_path / 'missing.pth'), '--work-dir', str(tmp_path / 'work')
-    ], tmp_path, succeed=False)
+    ], tmp_path, succeed=False, status=1)
     export = run([
         sys.executable, 'tools/deployment/export_student.py', CONFIG,
         str(tmp_path / 'missing.pth')
-    ], tmp_path, succeed=False)
+    ], tmp_path, succeed=False, status=1)
     for out, message in (
             (train, 'LSSKDConfigError: view_transform.angles: must start '
              'with 0'),
