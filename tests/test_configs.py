@@ -13,6 +13,7 @@ from mmengine.config import Config
 from mmengine.runner import Runner
 
 from mmlsskd.engine import PastPredictionHook
+from mmlsskd.utils.config_keys import unread_setting_warnings
 
 CONFIG_ROOT = Path(__file__).parents[1] / 'configs'
 CONFIGS = sorted(
@@ -62,6 +63,8 @@ def shrink(cfg: Config, data_root: Path, work_dir: Path) -> Config:
 @pytest.mark.parametrize('config', CONFIGS)
 def test_config_builds_and_trains_one_step(config, tiny_cifar100, tmp_path):
     cfg = Config.fromfile(str(CONFIG_ROOT / config))
+    # No top-level key of a shipped config looks like a misspelling.
+    assert unread_setting_warnings(cfg) == []
     num_classes = cfg.data_preprocessor.num_classes
     data = tiny_cifar100
     if num_classes != 100:  # Tiny-ImageNet, ImageNet

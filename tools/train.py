@@ -17,6 +17,7 @@ from mmlsskd.utils import (destroy_process_group, lock_work_dir,
                            refusals_without_traceback,
                            reuse_freed_heap_memory, setup_cpu_distributed)
 from mmlsskd.utils.checkpoint_checks import latest_checkpoint
+from mmlsskd.utils.config_keys import unread_setting_warnings
 from mmlsskd.engine.optimizers import cpu_has_amx, cpu_runs_bf16_natively
 from mmlsskd.utils.errors import config_error
 
@@ -164,6 +165,8 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
 def main() -> None:
     args = parse_args()
     cfg = merge_args(Config.fromfile(args.config), args)
+    for warning in unread_setting_warnings(cfg):
+        print_log(warning, logger='current', level=logging.WARNING)
     # Held until the process ends: a second run in this work_dir would
     # overwrite this one's checkpoints.
     lock = lock_work_dir(cfg.work_dir)  # noqa: F841

@@ -194,7 +194,7 @@ def test_tools_print_a_refusal_without_a_traceback(tiny_cfg_options,
     train = run([
         sys.executable, 'tools/train.py', CONFIG, '--work-dir',
         str(tmp_path / 'work'), '--cfg-options', *tiny_cfg_options,
-        'model.view_transform.angles=[90,0]'
+        'model.view_transform.angles=[90,0]', 'custom_hook=[]'
     ], tmp_path, succeed=False, status=1)
     test = run([
         sys.executable, 'tools/test.py', CONFIG,
@@ -213,3 +213,6 @@ def test_tools_print_a_refusal_without_a_traceback(tiny_cfg_options,
         assert message in out, out[-2000:]
     for out in (train, test, export):
         assert 'Traceback' not in out, out[-3000:]
+    # A misspelt top-level key is reported before anything is built.
+    assert "top-level key 'custom_hook' is read by nothing and looks like " \
+        "'custom_hooks'" in train

@@ -21,6 +21,7 @@ from ...utils.checkpoint_checks import (check_checkpoint_file,
                                         unwrap_model)
 from ...utils.errors import (LSSKDCheckpointError, check_unit_interval,
                              config_error)
+from ..checkpoint_space import check_checkpoint_space
 from ..device_finite_guard import DeviceFiniteGuard
 from ..past_prediction_store import (PastPredictionStore,
                                      check_store_options, store_device)
@@ -197,13 +198,17 @@ class PastPredictionHook(Hook):
 
     def before_train(self, runner) -> None:
         """Check the loop and data, dry-run the model, build the store,
-        restore a resumed one and guard the optimizer steps."""
+        check the disk for the checkpoints that will hold it, restore a
+        resumed one and guard the optimizer steps."""
         algorithm = self._algorithm(runner)
         self._check_loop(runner)
         self._check_evaluators(runner, algorithm)
         self._check_training_set(runner, algorithm)
         self._dry_run(runner, algorithm)
         self._build_store(runner, algorithm)
+        warning = check_checkpoint_space(runner, self.store.nbytes)
+        if warning is not None:
+            runner.logger.warning(warning)
         self._log_what_is_added(runner, algorithm)
         if self._resumed_state is not None:
             self._restore_store(runner)
