@@ -25,6 +25,7 @@ from ..checkpoint_space import check_checkpoint_space
 from ..device_finite_guard import DeviceFiniteGuard
 from ..past_prediction_store import (PastPredictionStore,
                                      check_store_options, store_device)
+from ..sample_index_check import SampleIndexCheck
 from ..training_set_fingerprint import training_set_fingerprint
 from .batched_runtime_info_hook import logger_interval
 
@@ -126,6 +127,7 @@ class PastPredictionHook(Hook):
             self.store_options['device'])
         self.alpha_T = alpha_T
         self.store: Optional[PastPredictionStore] = None
+        self._index_check: Optional[SampleIndexCheck] = None
         self._resumed_state: Optional[dict] = None
         self._resumed_fingerprint: Optional[dict] = None
         self.fingerprint: Optional[dict] = None
@@ -206,6 +208,8 @@ class PastPredictionHook(Hook):
         self._check_training_set(runner, algorithm)
         self._dry_run(runner, algorithm)
         self._build_store(runner, algorithm)
+        self._index_check = SampleIndexCheck(runner.train_dataloader,
+                                             self.store.num_samples)
         warning = check_checkpoint_space(runner, self.store.nbytes)
         if warning is not None:
             runner.logger.warning(warning)
@@ -413,20 +417,25 @@ class PastPredictionHook(Hook):
         alpha = self.alpha_T * (runner.epoch + 1) / runner.max_epochs
         self._algorithm(runner).alpha = alpha
         runner.message_hub.update_scalar('train/alpha', alpha)
+        if self._index_check is not None:
+            self._index_check.start_epoch()
 
     def before_train_iter(self,
                           runner,
                           batch_idx: int,
                           data_batch=None) -> None:
-        """Check the batch's labels; tell the algorithm where training is,
-        for its error messages."""
+        """Check the batch's labels and sample indices; tell the algorithm
+        where training is, for its error messages."""
         algorithm = self._algorithm(runner)
         samples = (data_batch or {}).get('data_samples') or []
+        # Here, before the data preprocessor moves them to the device,
+        # reading them costs no host-device synchronisation.
         if samples and all('gt_label' in s for s in samples):
-            # Here, before the data preprocessor moves them to the device,
-            # reading them costs no host-device synchronisation.
             check_labels(torch.cat([s.gt_label for s in samples]),
                          algorithm.num_classes)
+        if self._index_check is not None and samples and all(
+                'sample_idx' in s for s in samples):
+            self._index_check.check([s.sample_idx for s in samples])
         algorithm.step_context = self._describe_step(runner, runner.iter,
                                                      runner.epoch)
 
