@@ -143,3 +143,32 @@ def test_coc_configs_build_cutout_and_cutmix_as_documented(config):
     cutmix = [a for a in augments.augments if isinstance(a, CutMix)]
     assert len(cutmix) == 1 and cutmix[0].alpha == 1.0
     assert augments.probs[augments.augments.index(cutmix[0])] == 0.5
+
+
+@pytest.mark.parametrize('config', ['lsskd/resnet18_cifar100.py',
+                                    'lsskd/lsskd_resnet20_1xb64-240e_'
+                                    'cifar100.py'])
+def test_the_shipped_method_is_the_papers(config):
+    """The settings of METHOD.md, as the built model and hooks hold them:
+    four rotations, soft cross-entropy on the classifier and the branches,
+    hierarchical softening, KL at tau 3, feature consistency as a squared
+    L2 distance at weight 0.01, alpha_T 0.8."""
+    from mmengine.registry import DefaultScope
+    from mmpretrain.registry import MODELS
+    cfg = Config.fromfile(str(CONFIG_ROOT / config))
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
+        model = MODELS.build(cfg.model)
+    assert model.view_transform.angles == (0, 90, 180, 270)
+    for loss in (model.loss_cls, model.aux_head.loss_hier):
+        assert type(loss).__name__ == 'CrossEntropyLoss'
+        assert loss.use_soft and loss.loss_weight == 1.0
+    assert model.aux_head.hierarchical_softening
+    kl = model.aux_head.loss_kl
+    assert (type(kl).__name__, kl.tau, kl.loss_weight) == ('KLDivergence',
+                                                           3.0, 1.0)
+    feat = model.loss_feat
+    assert (type(feat).__name__, feat.normalize,
+            feat.loss_weight) == ('L2Loss', False, 0.01)
+    hooks = {h['type']: h for h in cfg.custom_hooks}
+    assert hooks['PastPredictionHook']['alpha_T'] == 0.8
+    assert 'EpochSeedHook' in hooks
