@@ -60,3 +60,14 @@ def test_readme_mixin_keeps_the_base_configs_hooks(tmp_path):
     cfg = Config.fromfile(str(path))
     assert [h.type for h in cfg.custom_hooks] == [
         'EMAHook', 'PastPredictionHook', 'EpochSeedHook']
+
+
+def test_readme_mixin_keeps_a_bounded_number_of_checkpoints(tmp_path):
+    """Every checkpoint holds the past-prediction store: the base recipe's
+    every-epoch checkpoints, all kept, would fill a disk (the run refuses
+    to start where they do not fit, docs/reliability.md)."""
+    path = tmp_path / 'my_lsskd.py'
+    path.write_text(readme_mixin_config())
+    checkpoint = Config.fromfile(str(path)).default_hooks.checkpoint
+    assert checkpoint.type == 'AtomicCheckpointHook'
+    assert 0 < checkpoint.max_keep_ckpts <= 3

@@ -203,3 +203,43 @@ def test_precise_bn_leaves_the_training_path_unchanged(tiny_cfg_options,
     for k in store:
         assert torch.equal(store[k], store_p[k]), k
     assert any(not torch.equal(bn[k], bn_p[k]) for k in bn)
+
+
+def test_the_branch_is_the_classifiers_teacher_never_its_student():
+    """Distillation into the classifier, and the branch share of its
+    target, use the deepest branch detached: their gradient reaches the
+    classifier's head, never a branch's head or neck."""
+    # A KL that leaves its teacher attached (mmrazor's detaches it by
+    # default), so the detach under test is the algorithm's own.
+    attached = dict(KL, teacher_detach=False)
+    for options, term in ((dict(loss_cls_distill=attached),
+                           'loss_cls_distill'),
+                          (dict(branch_target_weight=0.5), 'loss_cls')):
+        model = build(**options)
+        model.train()
+        inputs, samples, _, _ = batch()
+        loss = model.loss(inputs, samples)[term]
+        named = dict(model.named_parameters())
+        grads = dict(zip(named, torch.autograd.grad(
+            loss, list(named.values()), allow_unused=True)))
+
+        def reached(prefix):
+            return any(g is not None and bool(g.abs().sum() > 0)
+                       for n, g in grads.items() if n.startswith(prefix))
+
+        assert reached('architecture.head.'), term
+        assert not reached('aux_head.'), term
+        assert not reached('aux_neck.'), term
+
+
+def test_the_classifier_learns_its_labels_on_the_unrotated_view_only():
+    """Distilled on every view, the classifier classifies all four, but
+    its own loss is soft cross-entropy on the unrotated images (the first
+    batch of rows), here against one-hot targets (no past yet)."""
+    model = build(loss_cls_distill=KL, cls_distill_views='all')
+    model.train()
+    inputs, samples, labels, _ = batch()
+    losses = model.loss(inputs, samples)
+    logits, _ = forward_parts(model, inputs)
+    torch.testing.assert_close(losses['loss_cls'],
+                               F.cross_entropy(logits[:4], labels))

@@ -374,3 +374,24 @@ def test_the_feature_term_pulls_the_branches_never_the_classifier_feature():
     assert reached('aux_neck.')
     assert not reached(backbone + 'layer4.')
     assert not reached('architecture.head.')
+
+
+def test_the_step_stores_each_images_own_probabilities():
+    """What the store receives is the softmax of the classifier's logits
+    on the unrotated image, and of every branch's joint logits on each of
+    the image's views (the same weights, recomputed by hand)."""
+    model = build()
+    model.train()
+    inputs, samples, _, _ = batch()
+    model.loss(inputs, samples)
+    _, final, branches = model.pop_step_predictions()
+    views = torch.cat([torch.rot90(inputs, k, (2, 3)) for k in range(4)])
+    stages = model.architecture.backbone(views)
+    logits = model.architecture.head(model.architecture.neck(stages))
+    joint = torch.stack(model.aux_head(model.aux_neck(stages)))
+    torch.testing.assert_close(final, logits[:4].softmax(1))
+    for image in range(4):
+        for view in range(4):
+            torch.testing.assert_close(
+                branches[:, image, view],
+                joint[:, view * 4 + image].softmax(-1))

@@ -138,3 +138,16 @@ def test_each_branch_accuracy_is_logged_under_its_own_branch():
     losses = head.loss(logits, joint, torch.zeros(3, 4, 4), torch.zeros(4))
     assert [losses[f'acc_branch{s}'].item() for s in (1, 2, 3)] == \
         pytest.approx([25.0, 50.0, 75.0])
+
+
+def test_the_kl_teacher_is_detached_whatever_the_loss_does():
+    """A KL that leaves its teacher attached (``teacher_detach=False``)
+    still never moves the deepest branch: the head detaches it."""
+    head = make_head(loss_kl=dict(type='mmrazor.KLDivergence', tau=2.0,
+                                  teacher_detach=False))
+    shallow = torch.tensor([[1., 0., 0., 0.]], requires_grad=True)
+    deep = torch.tensor([[0., 2., 0., 1.]], requires_grad=True)
+    head.loss([shallow, deep], torch.tensor([0]), torch.zeros(2, 1, 4),
+              torch.zeros(1))['loss_kl'].backward()
+    assert deep.grad is None or torch.count_nonzero(deep.grad) == 0
+    assert torch.count_nonzero(shallow.grad) > 0

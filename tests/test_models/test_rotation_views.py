@@ -40,3 +40,16 @@ def test_non_square_input_with_quarter_turns_is_rejected():
 def test_bad_angles_are_rejected(angles):
     with pytest.raises(ValueError, match='angles'):
         RotationViews(angles=angles)
+
+
+def test_class_probabilities_average_each_images_views_by_hand():
+    """Image b's class distribution is the mean over views k of the
+    softmax of row k * B + b's entries c * K + k."""
+    views, batch, classes = RotationViews(), 3, 5
+    k = views.num_views
+    joint = torch.randn(k * batch, classes * k)
+    got = views.class_probabilities(joint, batch)
+    for b in range(batch):
+        expected = sum(joint[v * batch + b, v::k].softmax(0)
+                       for v in range(k)) / k
+        torch.testing.assert_close(got[b], expected)
