@@ -74,3 +74,49 @@ def test_every_documented_command_names_real_files_and_flags(capsys):
                 flag = word.split('=')[0]
                 assert re.search(re.escape(flag) + r'\b', helps[script]), (
                     page, script, flag)
+
+
+def test_the_mutation_score_in_the_docs_is_the_recorded_one():
+    """docs/reliability.md shows the score file of the last full run of
+    tools/misc/mutation_check.py, which writes both (--update-docs)."""
+    import json
+    sys.path.insert(0, str(ROOT / 'tools/misc'))
+    try:
+        from mutation_check import MARKERS, SCORE_FILE, score_block
+    finally:
+        sys.path.pop(0)
+    score = json.loads(SCORE_FILE.read_text())
+    block = '\n'.join([MARKERS[0], *score_block(score), MARKERS[1]])
+    assert block in (ROOT / 'docs/reliability.md').read_text()
+    # Every survivor of the recorded run is explained.
+    assert all(score['survived'].values()) and not score['stale']
+
+
+def config_patterns(text: str) -> list:
+    """The config paths docs/configs.md names in backticks, as regexes:
+    ``{student}`` any student, ``{a,b}`` either, ``...`` the rest."""
+    patterns = []
+    for path in re.findall(r'`(configs/[^`]+)`', text):
+        regex = ''
+        for part in re.split(r'(\{[^}]*\}|\.\.\.)', path):
+            if part == '...':
+                regex += '.*'
+            elif part.startswith('{') and ',' in part:
+                regex += '(' + '|'.join(
+                    re.escape(p) for p in part[1:-1].split(',')) + ')'
+            elif part.startswith('{'):
+                regex += '[^/]+'
+            else:
+                regex += re.escape(part)
+        patterns.append(re.compile(regex + '$'))
+    return patterns
+
+
+def test_configs_page_lists_every_shipped_config():
+    patterns = config_patterns((ROOT / 'docs/configs.md').read_text())
+    shipped = sorted(
+        str(p.relative_to(ROOT)) for p in (ROOT / 'configs').rglob('*.py')
+        if '_base_' not in p.parts)
+    unlisted = [c for c in shipped
+                if not any(p.match(c) for p in patterns)]
+    assert not unlisted

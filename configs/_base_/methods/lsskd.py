@@ -4,7 +4,7 @@
 #                out_indices=<every stage>)
 # (leave out_indices out and LSSKD picks the stages: docs/mixing.md)
 # The loss weights are the project's choices (the paper's were lost from
-# its text): see README.md, "Defaults and where they come from".
+# its text): see docs/configs.md, "Defaults where the paper is silent".
 lsskd = dict(
     type='LSSKD',
     view_transform=dict(type='RotationViews', angles=(0, 90, 180, 270)),
