@@ -15,6 +15,7 @@ from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
 import mmlsskd  # noqa: F401  (patches mmrazor and checkpoint loading first)
+from mmlsskd.datasets.dataset_download import explain_failed_download
 from mmlsskd.engine import CheckpointFitHook
 from mmlsskd.utils import (destroy_process_group,
                            refusals_without_traceback, setup_cpu_distributed)
@@ -133,7 +134,8 @@ def main() -> None:
     if args.out and args.out_item in ('pred', None):
         runner.test_evaluator.metrics.append(
             DumpResults(out_file_path=args.out))
-    metrics = runner.test()
+    with explain_failed_download(cfg):
+        metrics = runner.test()
     if args.out and args.out_item == 'metrics':
         mmengine.dump(metrics, args.out)
 

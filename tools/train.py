@@ -16,6 +16,7 @@ import mmlsskd  # noqa: F401  (patches mmrazor and checkpoint loading first)
 from mmlsskd.utils import (destroy_process_group, lock_work_dir,
                            refusals_without_traceback,
                            reuse_freed_heap_memory, setup_cpu_distributed)
+from mmlsskd.datasets.dataset_download import explain_failed_download
 from mmlsskd.utils.checkpoint_checks import latest_checkpoint
 from mmlsskd.utils.config_keys import unread_setting_warnings
 from mmlsskd.engine.optimizers import cpu_has_amx, cpu_runs_bf16_natively
@@ -190,7 +191,8 @@ def main() -> None:
             'CPU training: freed tensor memory stays on the heap for reuse '
             '(glibc mmap and trimming off); set MALLOC_MMAP_MAX_ in the '
             'environment to decide otherwise.')
-    runner.train()
+    with explain_failed_download(cfg):
+        runner.train()
 
 
 if __name__ == '__main__':

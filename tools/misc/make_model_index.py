@@ -15,6 +15,7 @@ Example::
     python tools/misc/make_model_index.py --check  # fail if out of date
 """
 import argparse
+import re
 import sys
 from pathlib import Path
 
@@ -62,6 +63,14 @@ def augmentations(cfg) -> list:
     return names + [a['type'] for a in augments]
 
 
+def total_batch_size(path: Path, cfg) -> int:
+    """The batch of one step over every GPU, as mmpretrain's metafiles
+    record it: the config name's ``{gpus}xb{batch}`` (``8xb32``: 256)."""
+    match = re.search(r'_(\d+)xb(\d+)', path.stem)
+    gpus = int(match.group(1)) if match else 1
+    return gpus * cfg.train_dataloader.batch_size
+
+
 def model_entry(path: Path) -> dict:
     """The metafile entry of one config."""
     from mmengine.config import Config
@@ -76,7 +85,7 @@ def model_entry(path: Path) -> dict:
         'Metadata': {
             'Training Data': training_data(cfg),
             'Epochs': cfg.train_cfg.max_epochs,
-            'Batch Size': cfg.train_dataloader.batch_size,
+            'Batch Size': total_batch_size(path, cfg),
             'Training Techniques': techniques,
         },
         'Config': str(path.relative_to(ROOT)),
