@@ -417,7 +417,7 @@ def test_the_verdict_pairs_seeds_and_needs_three_and_the_spread():
         '- LSSKD (paper): -5.00 on the test set (last epoch), -5.00 on the '
         'unused training images; 1 seed of 3: no verdict yet.',
     ]
-    # The README's compact wording: the two verdicts differ here ...
+    # The summary's compact wording: the two verdicts differ here ...
     assert verdicts({'ce': ce, 'lsskd-no-past': better}, compact=True) == [
         '- LSSKD without past predictions: +3.00 ± 1.00 on the test set, '
         '+0.50 ± 0.00 on unused training images; **beats cross-entropy** '
@@ -549,17 +549,17 @@ def test_the_timing_column_says_whether_its_figures_compare():
     assert heading(run('ce', 0, **alone), gpu) == not_comparable
 
 
-def test_the_readme_summarises_settled_methods_only():
+def test_the_summary_covers_settled_methods_only():
     sys.path.insert(0, str(ROOT / 'tools/benchmarks'))
     from cifar100_study_report import settled
     three = [fake_run('any', s, 20.0 + s) for s in range(3)]
     results = {'ce': three[:1], 'lsskd': three, 'lsskd-cls-kd': three[:2],
                'pskd-uniform': three, 'lsskd-precise-bn-views': three}
-    # Two seeds is no verdict, and diagnostics stay in docs/results.md.
+    # Two seeds is no verdict, and diagnostics stay in the full verdict.
     assert list(settled(results)) == ['ce', 'lsskd']
 
 
-def test_the_readme_reads_cutout_and_cutmix_against_ce_with_them():
+def test_the_summary_reads_cutout_and_cutmix_against_ce_with_them():
     sys.path.insert(0, str(ROOT / 'tools/benchmarks'))
     from cifar100_study_report import report
 
@@ -581,7 +581,7 @@ def test_the_readme_reads_cutout_and_cutmix_against_ce_with_them():
     # 0.58); against cross-entropy with the same augmentation: -3, -3, -2;
     # the largest spread is PS-KD's own, stdev(17, 18, 20) = 1.53. One
     # seed is no verdict.
-    # The README's wording is compact.
+    # The summary's wording is compact.
     assert '- PS-KD + Cutout + CutMix: -7.67 ± 0.58 on the test set; ' \
         '**trails cross-entropy** (spread 1.53).' in summary
     assert summary.split('With Cutout and CutMix, against cross-entropy with '
@@ -641,7 +641,7 @@ def test_the_docs_show_what_the_committed_result_files_say(epochs,
     documented ``--report-only --update-docs`` command."""
     sys.path.insert(0, str(ROOT / 'tools/benchmarks'))
     from cifar100_study_methods import LABELS, load_results
-    from cifar100_study_report import (PAST, README, RESULTS_PAGE, SUMMARY,
+    from cifar100_study_report import (PAST, RESULTS_PAGE, SUMMARY,
                                        TABLE, VERDICT, markers,
                                        past_prediction_table, report)
     args = argparse.Namespace(
@@ -651,7 +651,7 @@ def test_the_docs_show_what_the_committed_result_files_say(epochs,
     results = load_results(args)
     assert {'ce'} <= set(results)
     table_block, verdict_block, summary_block = report(args, results)
-    results_page, readme = RESULTS_PAGE.read_text(), README.read_text()
+    results_page = RESULTS_PAGE.read_text()
 
     def block(name, lines):
         begin, end = markers(name, args)
@@ -659,9 +659,9 @@ def test_the_docs_show_what_the_committed_result_files_say(epochs,
 
     assert block(TABLE, table_block) in results_page
     assert block(VERDICT, verdict_block) in results_page
-    assert block(SUMMARY, summary_block) in readme
+    assert block(SUMMARY, summary_block) in results_page
     if epochs == 12:
-        # The README states the paper's LSSKD against cross-entropy.
+        # The summary states the paper's LSSKD against cross-entropy.
         assert f'- {LABELS["lsskd"]}: ' in '\n'.join(summary_block)
     past = past_prediction_table(args, results)
     # Every measured checkpoint of the regime is shown (two header rows).

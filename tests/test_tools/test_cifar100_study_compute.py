@@ -162,3 +162,61 @@ def test_the_long_schedule_must_be_longer():
     with pytest.raises(SystemExit):
         parse_args(['--epochs', '60', '--long-epochs', '60'])
     assert isinstance(parse_args([]), argparse.Namespace)
+
+
+def test_the_readme_glance_table_is_generated_from_the_files():
+    from cifar100_study_compute import glance_markers, glance_table, \
+        parse_args
+    block = '\n'.join([glance_markers()[0], *glance_table(parse_args([])),
+                       glance_markers()[1]])
+    assert block in (ROOT / 'README.md').read_text()
+
+
+def selected(method, seed, top1, unused):
+    return dict(fake(method, seed, top1), selection=dict(top1=unused))
+
+
+def test_the_best_variant_is_chosen_on_unused_images_with_three_seeds():
+    """Not on the test set, not among diagnostics, Cutout + CutMix runs or
+    variants with fewer seeds than a verdict."""
+    from cifar100_study_compute import best_variant
+    results = {
+        # Best on the test set, second on the unused images.
+        'lsskd-no-kl': [selected('lsskd-no-kl', s, 60.0, 30.0)
+                        for s in range(3)],
+        'lsskd-no-feat': [selected('lsskd-no-feat', s, 40.0, 31.0)
+                          for s in range(3)],
+        'lsskd-no-hier': [selected('lsskd-no-hier', s, 40.0, 50.0)
+                          for s in range(2)],
+        'lsskd-precise-bn-views': [selected('lsskd-precise-bn-views', s,
+                                            40.0, 50.0) for s in range(3)],
+        'lsskd-coc': [selected('lsskd-coc', s, 40.0, 50.0)
+                      for s in range(3)],
+        'pskd-uniform': [selected('pskd-uniform', s, 40.0, 50.0)
+                         for s in range(3)],
+    }
+    assert best_variant(results) == 'lsskd-no-feat'
+    del results['lsskd-no-feat'], results['lsskd-no-kl']
+    assert best_variant(results) is None
+
+
+def test_the_glance_table_pairs_by_seed_and_reads_cost_per_run(tmp_path):
+    from cifar100_study_compute import glance_table
+    results, cost = tmp_path / 'results', tmp_path / 'cost.json'
+    cost.write_text(json.dumps(cost_record()))
+    write_results(results, 60, [fake('ce', s, t) for s, t in
+                                ((0, 40.0), (1, 41.0), (2, 42.0))])
+    write_results(results, 60, [fake('lsskd', s, t) for s, t in
+                                ((0, 45.0), (1, 44.0), (2, 46.0))])
+    write_results(results, 240, [fake('ce', 0, 44.0)])
+    lines = glance_table(compute_args(results, cost))
+    assert '| 60 (bf16) | Cross-entropy | 3 | 41.00 ± 1.00 | - | - | ' \
+        '1.00 |' in lines
+    # +5, +3, +4: mean 4, std 1; spreads 1, 1, 1: beats.
+    assert '|  | LSSKD (paper) | 3 | 45.00 ± 1.00 | +4.00 ± 1.00 | ' \
+        '**beats** | 6.00 |' in lines
+    # CE four times longer costs four CE runs; one seed, no verdict.
+    assert '|  | Cross-entropy, 240 epochs | 1 | 44.00 | +4.00 | no ' \
+        'verdict (1 of 3 seeds) | 4.00 |' in lines
+    # No 12-epoch files here: that length has no rows.
+    assert not any(line.startswith('| 12 ') for line in lines)

@@ -11,9 +11,10 @@ per-branch top-1, the curve, wall time, summed over the parts of a resumed
 run); a run whose file exists is skipped and an interrupted one resumes, so
 a study can be spread over sessions. The table, the verdicts and the plot
 are built from those files alone (cifar100_study_report.py);
-``--update-docs`` writes the table and the verdicts into docs/results.md,
-and into the README the verdicts against cross-entropy of the methods that
-have every seed a verdict needs. The methods, their configs and where
+``--update-docs`` writes the table, the verdicts and their summary (the
+verdicts against cross-entropy of the methods that have every seed a
+verdict needs) into docs/results.md; the README's table at a glance is
+cifar100_study_compute.py's. The methods, their configs and where
 their result files lie: cifar100_study_methods.py.
 
 Options are chosen without the test set: with ``--fraction`` below 1 the
@@ -110,8 +111,8 @@ def parse_args(argv=None) -> argparse.Namespace:
         help='train nothing: build the table and plot from the results')
     parser.add_argument(
         '--update-docs', action='store_true',
-        help='write the table and the verdicts into docs/results.md and '
-        'their summary into the README, between their markers')
+        help='write the table, the verdicts and their summary into '
+        'docs/results.md, between their markers')
     parser.add_argument(
         '--precision', choices=PRECISIONS, default='bf16',
         help='bf16: mixed precision in bfloat16 (BF16AmpOptimWrapper, what '

@@ -1,7 +1,13 @@
 """Is LSSKD worth its compute? The CIFAR-100 study's answer, built from its
 result files and its cost file alone.
 
-Three blocks of docs/results.md:
+The README's table at a glance: at each length studied, cross-entropy,
+PS-KD, LSSKD, its best variant (chosen on the unused training images,
+never the test set), label smoothing and cross-entropy trained as long as
+LSSKD's views where they ran, with seeds, spread, the paired difference to
+cross-entropy, its verdict, and the training time per run relative to
+cross-entropy at that length where the cost was measured in the length's
+precision. Three blocks of docs/results.md:
 
 - the cost table: every method's seconds per training epoch, training
   FLOPs per image and peak step memory, each relative to cross-entropy
@@ -28,7 +34,8 @@ import os
 import statistics
 from pathlib import Path
 
-from cifar100_study_methods import LABELS, ROOT, load_results  # beside this
+from cifar100_study_methods import (DIAGNOSTIC_METHODS,  # beside this
+                                    LABELS, ROOT, load_results)
 from cifar100_study_report import (RESULTS_PAGE, VERDICT_SEEDS,
                                    paired_difference, verdict_of,
                                    write_block)
@@ -36,6 +43,10 @@ from cifar100_study_report import (RESULTS_PAGE, VERDICT_SEEDS,
 COST, COMPUTE_MATCHED, LABEL_SMOOTHING = ('cifar100-study-cost',
                                           'compute-matched',
                                           'label-smoothing')
+README = ROOT / 'README.md'
+GLANCE = 'results-at-a-glance'
+# The study's lengths, each in the precision it was trained in.
+LENGTHS = ((12, 'fp32'), (60, 'bf16'))
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -57,7 +68,8 @@ def parse_args(argv=None) -> argparse.Namespace:
         'of the study\'s regime, without its length)')
     parser.add_argument(
         '--update-docs', action='store_true',
-        help='write the blocks into docs/results.md between their markers')
+        help='write the blocks into docs/results.md and the table at a '
+        'glance into the README, between their markers')
     args = parser.parse_args(argv)
     if args.long_epochs <= args.epochs:
         parser.error(f'--long-epochs ({args.long_epochs}) must be longer '
@@ -65,19 +77,24 @@ def parse_args(argv=None) -> argparse.Namespace:
     return args
 
 
-def regime_results(args: argparse.Namespace, epochs: int) -> dict:
-    """{method: [result, ...]} of the study's regime at ``epochs``."""
+def regime_results(args: argparse.Namespace, epochs: int,
+                   precision: str = None) -> dict:
+    """{method: [result, ...]} of the study's regime at ``epochs`` (in the
+    study's precision unless given)."""
     return load_results(argparse.Namespace(
         model=args.model, fraction=args.fraction, epochs=epochs, holdout=0.0,
-        precision=args.precision, results_dir=args.results_dir))
+        precision=precision or args.precision,
+        results_dir=args.results_dir))
 
 
-def cost_path(args: argparse.Namespace) -> Path:
+def cost_path(args: argparse.Namespace, precision: str = None) -> Path:
     """The cost file of the study's regime (the cost of an epoch does not
-    depend on how many there are)."""
-    if args.cost:
+    depend on how many there are), in the study's precision unless
+    given."""
+    if args.cost and precision in (None, args.precision):
         return Path(args.cost)
-    precision = '' if args.precision == 'fp32' else f'_{args.precision}'
+    precision = precision or args.precision
+    precision = '' if precision == 'fp32' else f'_{precision}'
     return (ROOT / 'docs/results/cost' /
             f'cost_{args.model}_{args.fraction:g}frac{precision}.json')
 
@@ -231,6 +248,89 @@ def label_smoothing_block(args: argparse.Namespace, short: dict) -> list:
     return lines
 
 
+def best_variant(results: dict) -> str:
+    """LSSKD's option or ablation (no diagnostic, none with Cutout and
+    CutMix) with the seeds of a verdict and the best mean top-1 on the
+    unused training images, where options are chosen; None if none has
+    them."""
+    chosen = {}
+    for method, runs in results.items():
+        figures = [r.get('selection', {}).get('top1') for r in runs]
+        if (method.startswith('lsskd-') and method not in DIAGNOSTIC_METHODS
+                and not method.endswith('-coc')
+                and len(runs) >= VERDICT_SEEDS and None not in figures):
+            chosen[method] = statistics.mean(figures)
+    return max(chosen, key=chosen.get) if chosen else None
+
+
+def glance_row(name: str, runs: list, reference: list,
+               time: str) -> str:
+    """One row of the glance table."""
+    top1 = [r['last']['top1'] for r in runs]
+    mean = f'{statistics.mean(top1):.2f}' + (
+        f' ± {statistics.stdev(top1):.2f}' if len(top1) > 1 else '')
+    difference = paired_difference(runs, reference, last_top1)
+    if runs is reference or not difference['seeds']:
+        paired, verdict = '-', '-'
+    else:
+        std = f' ± {difference["std"]:.2f}' if 'std' in difference else ''
+        paired = f'{difference["mean"]:+.2f}{std}'
+        verdict = verdict_of(difference)
+        verdict = (f'no verdict ({difference["seeds"]} of {VERDICT_SEEDS} '
+                   f'seeds)' if verdict == 'no verdict' else
+                   f'**{verdict}**')
+    return (f'| {name} | {len(runs)} | {mean} | {paired} | {verdict} | '
+            f'{time} |')
+
+
+def glance_table(args: argparse.Namespace) -> list:
+    """The README's results at a glance, one group of rows per length."""
+    lines = [
+        '| epochs | method | seeds | test top-1 | minus CE, paired | '
+        'verdict | training time x CE |', '|---|---|---|---|---|---|---|'
+    ]
+    for epochs, precision in LENGTHS:
+        results = regime_results(args, epochs, precision)
+        reference = results.get('ce', [])
+        path = cost_path(args, precision)
+        cost = json.loads(path.read_text()) if path.exists() else None
+        long = regime_results(args, args.long_epochs, precision).get('ce')
+        rows = [('ce', results.get('ce'), epochs),
+                ('pskd', results.get('pskd'), epochs),
+                ('lsskd', results.get('lsskd'), epochs)]
+        variant = best_variant(results)
+        if variant:
+            rows.append((variant, results[variant], epochs))
+        if results.get('lbs'):
+            rows.append(('lbs', results['lbs'], epochs))
+        if long and epochs == args.epochs:
+            rows.append(('ce', long, args.long_epochs))
+        group = f'{epochs} ({precision})'
+        for method, runs, length in rows:
+            if not runs:
+                continue
+            name = LABELS[method]
+            if method == variant:
+                name = f'best variant: {name}'
+            if length != epochs:
+                name = f'{name}, {length} epochs'
+            time = '-'
+            if cost and method in cost['methods']:
+                per_run = ratio(cost, method, 's_per_epoch') * length / epochs
+                time = f'{per_run:.2f}'
+            lines.append(f'| {group} ' + glance_row(
+                name, runs, reference, time))
+            group = ''
+    lines += ['', 'Training time: seconds per run against cross-entropy '
+              'trained as many epochs, from the cost table of '
+              '[docs/results.md](docs/results.md#cost-of-a-training-epoch) '
+              '(measured on a CPU in the length\'s precision; `-`: not '
+              'measured in it). Generated by '
+              '`tools/benchmarks/cifar100_study_compute.py --update-docs` '
+              'from the result files.']
+    return lines
+
+
 def markers(block: str, args: argparse.Namespace) -> tuple:
     """The begin and end markers of ``block`` in docs/results.md."""
     name = f'{block} {args.model}_{args.fraction:g}frac_{args.precision}'
@@ -253,12 +353,20 @@ def blocks(args: argparse.Namespace) -> dict:
     }
 
 
+def glance_markers() -> tuple:
+    return (f'<!-- {GLANCE}: begin -->', f'<!-- {GLANCE}: end -->')
+
+
 def main(argv=None) -> None:
     args = parse_args(argv)
     for name, lines in blocks(args).items():
         print('\n'.join(lines) + '\n')
         if args.update_docs:
             write_block(RESULTS_PAGE, *markers(name, args), lines)
+    glance = glance_table(args)
+    print('\n'.join(glance))
+    if args.update_docs:
+        write_block(README, *glance_markers(), glance)
 
 
 if __name__ == '__main__':

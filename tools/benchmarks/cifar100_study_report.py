@@ -3,9 +3,9 @@
 The table (last epoch, mean and standard deviation over seeds, the best
 epoch beside it, labelled, and the difference to cross-entropy paired by
 seed), the verdicts (a difference counts only with ``VERDICT_SEEDS`` seeds
-and when larger than every seed spread involved), the README's summary of
+and when larger than every seed spread involved), their summary of
 them, the past-prediction table and the plot; ``update_docs`` writes the
-blocks into docs/results.md and the README between their markers.
+blocks into docs/results.md between their markers.
 """
 import argparse
 import itertools
@@ -20,10 +20,9 @@ from cifar100_study_methods import (DIAGNOSTIC_METHODS,  # beside this script
                                     LABELS, ROOT, regime, result_path)
 
 RESULTS_PAGE = ROOT / 'docs/results.md'
-README = ROOT / 'README.md'
 # The generated blocks, between markers named after them and the regime:
 # the table, the verdict and the past-prediction table in docs/results.md,
-# the verdict's summary in the README.
+# the verdict's summary of the settled methods, all in docs/results.md.
 TABLE, VERDICT, PAST, SUMMARY = ('cifar100-study-table',
                                  'cifar100-study-verdict',
                                  'past-prediction-table',
@@ -207,7 +206,7 @@ def verdicts(results: dict, reference: str = 'ce',
     """Markdown bullets, one per method: its deployed classifier against
     the ``reference`` method's, paired by seed, on the test set (last
     epoch) and on the unused training images (where options are chosen),
-    with the verdict; ``compact`` words them for the README.
+    with the verdict; ``compact`` words them for the summary.
 
     A method beats or trails the reference only with ``VERDICT_SEEDS``
     seeds and a mean paired difference larger than every seed-to-seed
@@ -357,7 +356,7 @@ def write_block(page: Path, begin: str, end: str, lines: list) -> None:
 
 
 def settled(results: dict) -> dict:
-    """The results the README summarises: cross-entropy's, and those of
+    """The results the summary covers: cross-entropy's, and those of
     every method (no diagnostic) that has the seeds a verdict needs."""
     return {
         method: runs
@@ -369,7 +368,7 @@ def settled(results: dict) -> dict:
 
 def report(args: argparse.Namespace, results: dict) -> tuple:
     """Markdown lines of the table (with its caption), of the verdict and
-    of the README's summary of it: the methods, not the diagnostics, that
+    of its summary: the methods, not the diagnostics, that
     have every seed a verdict needs, against cross-entropy."""
     evaluated = (f'evaluated on a held-out {args.holdout:g} of it during '
                  f'training and on the full test set after'
@@ -450,10 +449,10 @@ def past_prediction_table(args: argparse.Namespace, results: dict) -> list:
 def update_docs(args: argparse.Namespace, table_block: list,
                 verdict_block: list, summary_block: list,
                 past_block: list) -> None:
-    """Write the table, the verdict and the past-prediction table into
-    docs/results.md, and the verdict's summary into the README, between
-    their markers."""
+    """Write the table, the verdict, its summary (the settled methods) and
+    the past-prediction table into docs/results.md, between their markers
+    (the README's glance table is cifar100_study_compute.py's)."""
     write_block(RESULTS_PAGE, *markers(TABLE, args), table_block)
     write_block(RESULTS_PAGE, *markers(VERDICT, args), verdict_block)
+    write_block(RESULTS_PAGE, *markers(SUMMARY, args), summary_block)
     write_block(RESULTS_PAGE, *markers(PAST, args), past_block)
-    write_block(README, *markers(SUMMARY, args), summary_block)
