@@ -65,6 +65,10 @@ def test_config_builds_and_trains_one_step(config, tiny_cifar100, tmp_path):
     cfg = Config.fromfile(str(CONFIG_ROOT / config))
     # No top-level key of a shipped config looks like a misspelling.
     assert unread_setting_warnings(cfg) == []
+    if cfg.model.type in ('LSSKD', 'PSKD'):
+        # Every checkpoint holds the store: a bounded number is kept.
+        kept = cfg.default_hooks.checkpoint.get('max_keep_ckpts', -1)
+        assert 0 < kept <= 3
     num_classes = cfg.data_preprocessor.num_classes
     data = tiny_cifar100
     if num_classes != 100:  # Tiny-ImageNet, ImageNet

@@ -10,6 +10,7 @@ import pytest
 from conftest import ROOT, run_main
 
 sys.path.insert(0, str(ROOT / 'tools/benchmarks'))
+sys.path.insert(0, str(ROOT / 'tools/analysis_tools'))
 
 
 def test_cost_benchmark_measures_every_method_against_ce(
@@ -150,11 +151,14 @@ def test_the_docs_show_what_the_committed_files_say():
     after a new result, run ``cifar100_study_compute.py --update-docs``."""
     from cifar100_study_compute import blocks, markers, parse_args
     from cifar100_study_report import RESULTS_PAGE
+    from cifar100_study_compute import COST, COST_PAGE
     args = parse_args([])
     page = RESULTS_PAGE.read_text()
     for name, lines in blocks(args).items():
         begin, end = markers(name, args)
         assert '\n'.join([begin, *lines, end]) in page, name
+        if name == COST:
+            assert '\n'.join([begin, *lines, end]) in COST_PAGE.read_text()
 
 
 def test_the_long_schedule_must_be_longer():
@@ -220,3 +224,23 @@ def test_the_glance_table_pairs_by_seed_and_reads_cost_per_run(tmp_path):
         'verdict (1 of 3 seeds) | 4.00 |' in lines
     # No 12-epoch files here: that length has no rows.
     assert not any(line.startswith('| 12 ') for line in lines)
+
+
+def test_the_checkpoint_sizes_in_the_docs_are_what_the_tool_computes():
+    """docs/cost.md's store and checkpoint table is the output of
+    tools/analysis_tools/checkpoint_sizes.py (--update-docs)."""
+    from checkpoint_sizes import CONFIGS, MARKERS, PAGE, table
+    block = '\n'.join([MARKERS[0], *table(CONFIGS), MARKERS[1]])
+    assert block in PAGE.read_text()
+
+
+def test_the_store_size_is_what_a_built_store_holds():
+    """The tool sizes stores with estimate_nbytes: it is the bytes of a
+    built store's tensors, at every store setting."""
+    from checkpoint_sizes import STORE_SETTINGS
+
+    from mmlsskd.engine import PastPredictionStore
+    for setting in STORE_SETTINGS:
+        built = PastPredictionStore(64, 10, 4, 3, device='cpu', **setting)
+        assert built.nbytes == PastPredictionStore.estimate_nbytes(
+            64, 10, 4, 3, **setting), setting

@@ -44,6 +44,9 @@ COST, COMPUTE_MATCHED, LABEL_SMOOTHING = ('cifar100-study-cost',
                                           'compute-matched',
                                           'label-smoothing')
 README = ROOT / 'README.md'
+# The cost table is also the first table of the page a user reads before
+# training.
+COST_PAGE = ROOT / 'docs/cost.md'
 GLANCE = 'results-at-a-glance'
 # The study's lengths, each in the precision it was trained in.
 LENGTHS = ((12, 'fp32'), (60, 'bf16'))
@@ -68,8 +71,9 @@ def parse_args(argv=None) -> argparse.Namespace:
         'of the study\'s regime, without its length)')
     parser.add_argument(
         '--update-docs', action='store_true',
-        help='write the blocks into docs/results.md and the table at a '
-        'glance into the README, between their markers')
+        help='write the blocks into docs/results.md (the cost table into '
+        'docs/cost.md too) and the table at a glance into the README, '
+        'between their markers')
     args = parser.parse_args(argv)
     if args.long_epochs <= args.epochs:
         parser.error(f'--long-epochs ({args.long_epochs}) must be longer '
@@ -363,6 +367,8 @@ def main(argv=None) -> None:
         print('\n'.join(lines) + '\n')
         if args.update_docs:
             write_block(RESULTS_PAGE, *markers(name, args), lines)
+            if name == COST:
+                write_block(COST_PAGE, *markers(name, args), lines)
     glance = glance_table(args)
     print('\n'.join(glance))
     if args.update_docs:

@@ -21,6 +21,8 @@ Example::
     python tools/misc/mutation_check.py --only 'KL direction swapped'
 """
 import argparse
+import datetime
+import json
 import os
 import shutil
 import subprocess
@@ -32,6 +34,11 @@ from pathlib import Path
 from core_mutations import HARMLESS, MUTATIONS  # beside this script
 
 ROOT = Path(__file__).resolve().parents[2]
+# The last full run's score, and the docs block written from it.
+SCORE_FILE = ROOT / 'docs/results/mutation_check.json'
+DOCS_PAGE = ROOT / 'docs/reliability.md'
+MARKERS = ('<!-- mutation-check score: begin -->',
+           '<!-- mutation-check score: end -->')
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -42,10 +49,17 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--list', action='store_true',
                         help='list the mutations and exit')
     parser.add_argument(
+        '--update-docs', action='store_true',
+        help='after a run of every mutation, write its score to '
+        'docs/results/mutation_check.json and into docs/reliability.md')
+    parser.add_argument(
         '--timeout', type=float, default=600,
         help='seconds the tests of one mutation may take; longer counts as '
         'killed (a mutation that hangs the tests is caught)')
     args = parser.parse_args(argv)
+    if args.update_docs and args.only:
+        parser.error('--update-docs records a run of every mutation; '
+                     'leave out --only.')
     names = [m.name for m in MUTATIONS]
     unknown = sorted(set(args.only or ()) - set(names))
     if unknown:
@@ -146,8 +160,42 @@ def main(argv=None) -> None:
     for m in stale:
         print(f'Stale: {m.name}: its text is no longer exactly once in '
               f'{m.path}; update core_mutations.py.')
+    if args.update_docs:
+        score = dict(
+            date=datetime.date.today().isoformat(), mutations=len(results),
+            killed=killed, survived={m.name: HARMLESS.get(m.name)
+                                     for m in survivors},
+            stale=[m.name for m in stale],
+            files=sorted({m.path for m, _ in results}))
+        SCORE_FILE.write_text(json.dumps(score, indent=1) + '\n')
+        write_score_block(score)
     if stale or any(m.name not in HARMLESS for m in survivors):
         raise SystemExit(1)
+
+
+def score_block(score: dict) -> list:
+    """Markdown lines of a run's score."""
+    lines = [
+        f'Last run of every mutation ({score["date"]}, '
+        f'`{SCORE_FILE.relative_to(ROOT)}`): **{score["killed"]} of '
+        f'{score["mutations"]} killed**, in {len(score["files"])} files.'
+    ]
+    for name, reason in score['survived'].items():
+        lines.append(f'- Survived: {name}: ' +
+                     (f'harmless: {reason}' if reason else 'unexplained.'))
+    for name in score['stale']:
+        lines.append(f'- Stale: {name}.')
+    return lines
+
+
+def write_score_block(score: dict) -> None:
+    """Replace the score block of docs/reliability.md."""
+    text = DOCS_PAGE.read_text()
+    begin, end = MARKERS
+    head, rest = text.split(begin)
+    _, tail = rest.split(end)
+    DOCS_PAGE.write_text(head + '\n'.join([begin, *score_block(score), end])
+                         + tail)
 
 
 if __name__ == '__main__':
