@@ -35,7 +35,8 @@ def explain_failed_download(cfg):
         else:
             root = 'the data_root of the dataset'
         raise config_error(
-            'dataset', f'it is not in {root} and downloading it failed '
+            'dataset', f'it is not in {root} (or its files fail the '
+            f'dataset\'s checksums) and downloading it failed '
             f'({error.reason})', f'Put the dataset in {root} yourself (for '
             f'CIFAR-100, the python version from '
             f'https://www.cs.toronto.edu/~kriz/cifar.html: '
