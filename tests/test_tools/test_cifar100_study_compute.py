@@ -77,6 +77,18 @@ def cost_record():
                        store_mb=180.0)))
 
 
+def study_at_60_epochs(tmp_path):
+    """CE (40, 41, 42) and LSSKD (45, 44, 46) at seeds 0-2, and a cost
+    file: the results folder and the cost file."""
+    results, cost = tmp_path / 'results', tmp_path / 'cost.json'
+    cost.write_text(json.dumps(cost_record()))
+    write_results(results, 60, [fake('ce', s, t) for s, t in
+                                ((0, 40.0), (1, 41.0), (2, 42.0))])
+    write_results(results, 60, [fake('lsskd', s, t) for s, t in
+                                ((0, 45.0), (1, 44.0), (2, 46.0))])
+    return results, cost
+
+
 def compute_args(results, cost):
     from cifar100_study_compute import parse_args
     return parse_args(['--results-dir', str(results), '--cost', str(cost)])
@@ -84,12 +96,7 @@ def compute_args(results, cost):
 
 def test_compute_matched_pairs_lsskd_with_ce_four_times_longer(tmp_path):
     from cifar100_study_compute import blocks
-    results, cost = tmp_path / 'results', tmp_path / 'cost.json'
-    cost.write_text(json.dumps(cost_record()))
-    write_results(results, 60, [fake('ce', s, t) for s, t in
-                                ((0, 40.0), (1, 41.0), (2, 42.0))])
-    write_results(results, 60, [fake('lsskd', s, t) for s, t in
-                                ((0, 45.0), (1, 44.0), (2, 46.0))])
+    results, cost = study_at_60_epochs(tmp_path)
     # Two seeds of CE at 240 epochs: figures, but no verdict.
     write_results(results, 240, [fake('ce', 0, 44.0), fake('ce', 1, 45.0)])
     lines = blocks(compute_args(results, cost))['compute-matched']
@@ -159,6 +166,12 @@ def test_the_docs_show_what_the_committed_files_say():
         assert '\n'.join([begin, *lines, end]) in page, name
         if name == COST:
             assert '\n'.join([begin, *lines, end]) in COST_PAGE.read_text()
+    # The model-zoo pages of the config folders.
+    from cifar100_study_compute import ZOO, ZOO_MARKERS, zoo_table
+    for folder, methods in ZOO.items():
+        block = '\n'.join([ZOO_MARKERS[0], *zoo_table(args, methods),
+                           ZOO_MARKERS[1]])
+        assert block in (ROOT / 'configs' / folder / 'README.md').read_text()
 
 
 def test_the_long_schedule_must_be_longer():
@@ -206,12 +219,7 @@ def test_the_best_variant_is_chosen_on_unused_images_with_three_seeds():
 
 def test_the_glance_table_pairs_by_seed_and_reads_cost_per_run(tmp_path):
     from cifar100_study_compute import glance_table
-    results, cost = tmp_path / 'results', tmp_path / 'cost.json'
-    cost.write_text(json.dumps(cost_record()))
-    write_results(results, 60, [fake('ce', s, t) for s, t in
-                                ((0, 40.0), (1, 41.0), (2, 42.0))])
-    write_results(results, 60, [fake('lsskd', s, t) for s, t in
-                                ((0, 45.0), (1, 44.0), (2, 46.0))])
+    results, cost = study_at_60_epochs(tmp_path)
     write_results(results, 240, [fake('ce', 0, 44.0)])
     lines = glance_table(compute_args(results, cost))
     assert '| 60 (bf16) | Cross-entropy | 3 | 41.00 ± 1.00 | - | - | ' \

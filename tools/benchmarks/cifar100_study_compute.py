@@ -35,7 +35,8 @@ import statistics
 from pathlib import Path
 
 from cifar100_study_methods import (DIAGNOSTIC_METHODS,  # beside this
-                                    LABELS, ROOT, load_results)
+                                    LABELS, METHODS, OVERRIDES, ROOT,
+                                    load_results, regime)
 from cifar100_study_report import (RESULTS_PAGE, VERDICT_SEEDS,
                                    paired_difference, verdict_of,
                                    write_block)
@@ -357,6 +358,57 @@ def blocks(args: argparse.Namespace) -> dict:
     }
 
 
+# The model-zoo pages: each config folder's README and its study methods.
+ZOO = {
+    'lsskd': [m for m in METHODS if m.startswith('lsskd')],
+    'pskd': [m for m in METHODS if m.startswith('pskd')],
+    'baselines': [m for m in METHODS if m.startswith(('ce', 'lbs'))],
+}
+ZOO_MARKERS = ('<!-- measured-results: begin -->',
+               '<!-- measured-results: end -->')
+
+
+def zoo_table(args: argparse.Namespace, methods: list) -> list:
+    """Rows of a config folder's README: every run of its methods in the
+    study, by length, the shipped config it trained, its figures and its
+    result files (no weights are published)."""
+    lines = [
+        '| config | regime | seeds | top-1 (%) | top-5 (%) | result files '
+        '| weights |', '|---|---|---|---|---|---|---|'
+    ]
+    lengths = [*LENGTHS, (args.long_epochs, 'bf16')]
+    for epochs, precision in lengths:
+        results = regime_results(args, epochs, precision)
+        name = regime(argparse.Namespace(
+            model=args.model, fraction=args.fraction, epochs=epochs,
+            holdout=0.0, precision=precision))
+        for method in methods:
+            runs = results.get(method)
+            if not runs:
+                continue
+            config = METHODS[method].format(model=args.model)
+            overrides = ''.join(f', `{key}={value}`' for key, value in
+                                OVERRIDES.get(method, {}).items())
+
+            def figure(key):
+                values = [r['last'][key] for r in runs]
+                if len(values) == 1:
+                    return f'{values[0]:.2f}'
+                return (f'{statistics.mean(values):.2f} ± '
+                        f'{statistics.stdev(values):.2f}')
+
+            files = (f'`{os.path.relpath(args.results_dir, ROOT)}/'
+                     f'{method}_{name}_seed*.json`')
+            lines.append(
+                f'| [{Path(config).name}](../../{config}){overrides} '
+                f'({LABELS[method]}) | {args.model}, {args.fraction:.0%} of '
+                f'every class, {epochs} epochs, {precision} (CPU study) | '
+                f'{", ".join(str(r["seed"]) for r in runs)} | '
+                f'{figure("top1")} | {figure("top5")} | {files} | not '
+                f'published |')
+    return lines
+
+
 def glance_markers() -> tuple:
     return (f'<!-- {GLANCE}: begin -->', f'<!-- {GLANCE}: end -->')
 
@@ -373,6 +425,9 @@ def main(argv=None) -> None:
     print('\n'.join(glance))
     if args.update_docs:
         write_block(README, *glance_markers(), glance)
+        for folder, methods in ZOO.items():
+            write_block(ROOT / 'configs' / folder / 'README.md',
+                        *ZOO_MARKERS, zoo_table(args, methods))
 
 
 if __name__ == '__main__':

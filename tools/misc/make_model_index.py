@@ -102,7 +102,9 @@ def metafiles() -> dict:
             'Collections': [{
                 'Name': name,
                 'Paper': {'Title': title, 'URL': url},
-                'README': 'docs/configs.md',
+                'README': (f'configs/{folder}/README.md'
+                           if (ROOT / 'configs' / folder /
+                               'README.md').exists() else 'docs/configs.md'),
             }],
             'Models': [model_entry(p) for p in configs],
         }
