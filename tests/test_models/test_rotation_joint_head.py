@@ -151,3 +151,36 @@ def test_the_kl_teacher_is_detached_whatever_the_loss_does():
               torch.zeros(1))['loss_kl'].backward()
     assert deep.grad is None or torch.count_nonzero(deep.grad) == 0
     assert torch.count_nonzero(shallow.grad) > 0
+
+
+def test_a_loss_that_raises_on_the_example_is_called_per_branch():
+    """A loss that cannot take the check's example (another shape, a
+    target it rejects) is not taken to average over rows."""
+    from mmlsskd.models.utils import averages_over_rows
+
+    class Raises(torch.nn.Module):
+
+        def forward(self, x, y):
+            raise ValueError('not this shape')
+
+    assert not averages_over_rows(Raises())
+
+
+def test_a_small_summed_loss_is_not_taken_for_a_mean():
+    """The identity is checked to float64 precision, not to an absolute
+    tolerance a small loss would pass: a sum over rows scaled down (a small
+    loss_weight) differs from the stacked call by less than 1."""
+    from mmlsskd.models.utils import averages_over_rows
+
+    class SmallSum(torch.nn.Module):
+
+        def forward(self, x, y):
+            return 1e-3 * (x - y).pow(2).sum()
+
+    class SmallMean(torch.nn.Module):
+
+        def forward(self, x, y):
+            return 1e-3 * (x - y).pow(2).sum(-1).mean()
+
+    assert not averages_over_rows(SmallSum())
+    assert averages_over_rows(SmallMean())

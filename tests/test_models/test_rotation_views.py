@@ -53,3 +53,11 @@ def test_class_probabilities_average_each_images_views_by_hand():
         expected = sum(joint[v * batch + b, v::k].softmax(0)
                        for v in range(k)) / k
         torch.testing.assert_close(got[b], expected)
+
+
+def test_an_angle_past_a_full_turn_is_its_quarter_turns_modulo_four():
+    """450 degrees is one quarter turn, as 90 is."""
+    views = RotationViews(angles=(0, 450))
+    x = torch.arange(4, dtype=torch.float).reshape(1, 1, 2, 2)
+    assert views.quarter_turns == [0, 1]
+    assert torch.equal(views(x)[1], torch.rot90(x[0], 1, (1, 2)))

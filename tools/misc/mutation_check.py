@@ -49,6 +49,14 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--list', action='store_true',
                         help='list the mutations and exit')
     parser.add_argument(
+        '--mutmut', nargs='+', metavar='FILE', default=None,
+        help='instead of the named mutations, run mutmut\'s syntactic sweep '
+        '(mutmut >= 3.8, not a dependency) of these package files against '
+        'the test files of --mutmut-tests')
+    parser.add_argument(
+        '--mutmut-tests', nargs='+', metavar='TEST', default=[],
+        help='the test files the sweep runs (conftest.py comes with them)')
+    parser.add_argument(
         '--update-docs', action='store_true',
         help='after a run of every mutation, write its score to '
         'docs/results/mutation_check.json and into docs/reliability.md')
@@ -67,18 +75,18 @@ def parse_args(argv=None) -> argparse.Namespace:
     return args
 
 
-def copy_repository(destination: Path) -> Path:
+def copy_repository(destination: Path, name: str = 'repo') -> Path:
     """The tracked and untracked-but-not-ignored files, as the tests see
-    them (``git ls-files``), copied under ``destination``."""
+    them (``git ls-files``), copied to ``destination / name``."""
     files = subprocess.run(
         ['git', 'ls-files', '--cached', '--others', '--exclude-standard',
          '-z'], cwd=ROOT, capture_output=True, text=True,
         check=True).stdout.split('\0')
-    copy = destination / 'repo'
-    for name in filter(None, files):
-        source = ROOT / name
+    copy = destination / name
+    for path in filter(None, files):
+        source = ROOT / path
         if source.is_file():
-            target = copy / name
+            target = copy / path
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(source, target)
     return copy
@@ -114,8 +122,56 @@ def check_import_location(copy: Path) -> None:
                          f'unmutated code.')
 
 
+def mutmut_sweep(files: list, tests: list) -> None:
+    """mutmut's syntactic sweep (operators, constants, arguments flipped
+    one at a time) of ``files``, against ``tests`` only, in a copy of the
+    repository; prints its counts and every survivor's change."""
+    if shutil.which('mutmut') is None:
+        raise SystemExit('mutmut is not installed: pip install "mutmut>=3.8" '
+                         '(a tool, not a dependency of the project).')
+    with tempfile.TemporaryDirectory() as tmp:
+        # mutmut finds the code to mutate by the folder's name.
+        copy = copy_repository(Path(tmp), name='mmlsskd')
+        for test in (copy / 'tests').rglob('test_*.py'):
+            if str(test.relative_to(copy)) not in tests:
+                test.unlink()
+        others = sorted(
+            str(p.relative_to(copy)) for p in (copy / 'mmlsskd').rglob('*.py')
+            if str(p.relative_to(copy)) not in files)
+        setup = (copy / 'setup.cfg').read_text().replace(
+            'addopts = -n logical --dist loadscope', 'addopts =')
+        setup += ('\n[mutmut]\ndo_not_mutate =\n' + ''.join(
+            f'    {p}\n' for p in others) + 'also_copy =\n    configs/\n')
+        (copy / 'setup.cfg').write_text(setup)
+        env = dict(os.environ, OMP_NUM_THREADS='1')
+        subprocess.run(['mutmut', 'run'], cwd=copy, env=env,
+                       capture_output=True, text=True)
+        results = subprocess.run(['mutmut', 'results', '--all', 'true'],
+                                 cwd=copy, env=env, capture_output=True,
+                                 text=True).stdout
+        outcomes = [line.rsplit(': ', 1) for line in results.splitlines()
+                    if ': ' in line]
+        counts = {}
+        for _, outcome in outcomes:
+            counts[outcome] = counts.get(outcome, 0) + 1
+        print(f'mutmut: {len(outcomes)} mutants of {", ".join(files)}: ' +
+              ', '.join(f'{n} {o}' for o, n in sorted(counts.items())))
+        for name, outcome in outcomes:
+            if outcome == 'survived':
+                diff = subprocess.run(['mutmut', 'show', name.strip()],
+                                      cwd=copy, env=env,
+                                      capture_output=True, text=True).stdout
+                changed = [line for line in diff.splitlines()
+                           if line[:1] in '-+' and line[:3] not in
+                           ('---', '+++')]
+                print(f'survived: {name.strip()}: ' + ' | '.join(changed))
+
+
 def main(argv=None) -> None:
     args = parse_args(argv)
+    if args.mutmut:
+        mutmut_sweep(args.mutmut, args.mutmut_tests)
+        return
     mutations = [m for m in MUTATIONS
                  if args.only is None or m.name in args.only]
     if args.list:
