@@ -120,3 +120,15 @@ def test_configs_page_lists_every_shipped_config():
     unlisted = [c for c in shipped
                 if not any(p.match(c) for p in patterns)]
     assert not unlisted
+
+
+def test_the_readme_states_no_measured_figure_by_hand():
+    """Every measured figure in the README is in a generated block (the
+    table at a glance, written from the result files); outside it and the
+    code blocks, decimals are identifiers only."""
+    text = (ROOT / 'README.md').read_text()
+    text = re.sub(r'<!-- ([\w -]+): begin -->.*?<!-- \1: end -->', '', text,
+                  flags=re.S)
+    text = re.sub(r'```.*?```', '', text, flags=re.S)
+    decimals = set(re.findall(r'[-+]?\d+\.\d+', text))
+    assert decimals <= {'2506.07055', '3.11', '-2.0'}, decimals
