@@ -26,8 +26,8 @@ NEAR_MISS = 0.85
 def read_keys() -> Tuple[str, ...]:
     """The top-level keys the Runner, the tools or this package read."""
     from mmengine.runner import Runner
-    runner_args = tuple(p for p in inspect.signature(Runner.__init__).parameters
-                        if p not in ('self', 'cfg'))
+    parameters = inspect.signature(Runner.__init__).parameters
+    runner_args = tuple(p for p in parameters if p not in ('self', 'cfg'))
     return runner_args + OTHER_READ_KEYS
 
 

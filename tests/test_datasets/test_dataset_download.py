@@ -26,9 +26,10 @@ def test_a_failed_download_says_where_to_put_the_files(tmp_path,
     assert out.endswith('1')  # the refusal's exit status
     assert (f'LSSKDConfigError: dataset: it is not in {root} (or its '
             f"files fail the dataset's checksums) and downloading it failed "
-            f'([Errno -3] Temporary failure in name resolution). Put the dataset in {root} yourself (for '
-            f'CIFAR-100, the python version from https://www.cs.toronto.edu'
-            f'/~kriz/cifar.html: cifar-100-python.tar.gz or its extracted '
+            f'([Errno -3] Temporary failure in name resolution). Put the '
+            f'dataset in {root} yourself (for CIFAR-100, the python version '
+            f'from https://www.cs.toronto.edu/~kriz/cifar.html: '
+            f'cifar-100-python.tar.gz or its extracted '
             f"cifar-100-python folder), or read a copy you have with dataset="
             f"dict(type='LocalCIFAR100', data_root=...)") in out
     assert 'Traceback' not in out

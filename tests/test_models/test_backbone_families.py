@@ -332,9 +332,9 @@ def hrnet_classifier() -> dict:
 def test_hrnet_is_refused_with_the_fix_and_runs_as_the_fix_says():
     """HRNet has no ``out_indices``: ``'auto'`` is refused naming the
     three ways out; hanging the branches on its outputs as they are
-    (``out_indices=None``) is refused before the first step while feature consistency would
-    compare its 2048-channel fused feature with the branches'; without the
-    term it builds, and the classifier reads its neck as before."""
+    (``out_indices=None``) is refused before the first step while feature
+    consistency would compare its 2048-channel fused feature with the
+    branches'; without the term it builds and runs."""
     aux_neck = dict(type='AuxiliaryBranchNeck', input_size=32)
     with pytest.raises(LSSKDConfigError,
                        match=r'model.out_indices: HRNet has no out_indices.*'
