@@ -31,12 +31,12 @@ def tensor_bytes(tensors) -> int:
                if torch.is_tensor(t))
 
 
-def optimizer_state_bytes(optim_wrapper, model) -> int:
+def optimizer_state_bytes(optim_wrapper) -> int:
     """The optimizer state a checkpoint will hold, before any step has
     made it: state tensors per trainable parameter times its bytes."""
     optimizer = getattr(optim_wrapper, 'optimizer', None)
     if optimizer is None:  # OptimWrapperDict: one per module
-        return sum(optimizer_state_bytes(w, model)
+        return sum(optimizer_state_bytes(w)
                    for w in getattr(optim_wrapper, 'values', dict)())
     name = type(optimizer).__name__
     states = OPTIMIZER_STATES.get(name, 2)
@@ -47,14 +47,30 @@ def optimizer_state_bytes(optim_wrapper, model) -> int:
     return states * tensor_bytes(params)
 
 
+def checkpoint_bytes(model, optim_wrapper, store_bytes: int,
+                     weight_copies: int = 0) -> int:
+    """Bytes of one checkpoint: weights and buffers (and ``weight_copies``
+    more of them, e.g. an EMA model), optimizer state, the store at its
+    dtype and bounds, and the rest of the checkpoint."""
+    weights = tensor_bytes(model.state_dict().values())
+    return (weights * (1 + weight_copies) + store_bytes + OVERHEAD_BYTES +
+            optimizer_state_bytes(optim_wrapper))
+
+
 def estimate_checkpoint_bytes(runner, store_bytes: int) -> int:
-    """Bytes of one checkpoint of the run: weights and buffers, optimizer
-    state, the store at its dtype and bounds, an EMA copy of the weights
+    """Bytes of one checkpoint of the run, with an EMA copy of the weights
     where an EMA hook keeps one."""
-    weights = tensor_bytes(runner.model.state_dict().values())
-    ema = weights * sum('EMA' in type(h).__name__ for h in runner.hooks)
-    return (weights + ema + store_bytes + OVERHEAD_BYTES +
-            optimizer_state_bytes(runner.optim_wrapper, runner.model))
+    return checkpoint_bytes(
+        runner.model, runner.optim_wrapper, store_bytes,
+        weight_copies=sum('EMA' in type(h).__name__ for h in runner.hooks))
+
+
+def checkpoints_at_once(keep: int, saves: int) -> int:
+    """Checkpoints on disk at once, the best one aside: the ``keep`` last
+    (every one written when ``keep`` is not positive) and, while a write
+    replaces the oldest, one more (``AtomicCheckpointHook`` writes before
+    it deletes)."""
+    return min(keep, saves) + 1 if keep > 0 else saves
 
 
 def remaining_saves(runner, hook: CheckpointHook) -> int:
@@ -125,15 +141,13 @@ def check_checkpoint_space(runner, store_bytes: int) -> Optional[str]:
     size = estimate_checkpoint_bytes(runner, store_bytes)
     folder = checkpoint_folder(runner, hook)
     keep = hook.max_keep_ckpts
+    needed = checkpoints_at_once(keep, saves) * size
     if keep > 0:
-        kept = min(keep, saves)
-        needed = max(size, (kept + 1) * size -
-                     existing_checkpoint_bytes(folder))
-        what = f'keeps {kept} of its {saves} checkpoint(s) (max_keep_ckpts=' \
-            f'{keep}), plus one while a new one replaces the oldest'
+        needed = max(size, needed - existing_checkpoint_bytes(folder))
+        what = f'keeps {min(keep, saves)} of its {saves} checkpoint(s) ' \
+            f'(max_keep_ckpts={keep}), plus one while a new one replaces ' \
+            f'the oldest'
     else:
-        kept = saves
-        needed = saves * size
         what = f'keeps all {saves} checkpoint(s) it writes ' \
             f'(max_keep_ckpts={keep})'
     if hook.save_best:

@@ -72,25 +72,19 @@ def config_rows(path: str) -> list:
     """Markdown rows of one config: one per store setting."""
     import torch
     from mmengine.config import Config
+    from mmengine.optim import build_optim_wrapper
     from mmengine.registry import DefaultScope
     from mmpretrain.registry import MODELS
 
     import mmlsskd  # noqa: F401  (registers the model's types)
     from mmlsskd.engine import PastPredictionStore
-    from mmlsskd.engine.checkpoint_space import (OPTIMIZER_STATES,
-                                                 OVERHEAD_BYTES)
+    from mmlsskd.engine.checkpoint_space import (checkpoint_bytes,
+                                                 checkpoints_at_once)
     cfg = Config.fromfile(str(ROOT / path))
     with DefaultScope.overwrite_default_scope('mmpretrain'):
         torch.manual_seed(0)
         model = MODELS.build(cfg.model)
-    weights = sum(t.numel() * t.element_size()
-                  for t in model.state_dict().values())
-    optimizer = cfg.optim_wrapper.optimizer
-    states = OPTIMIZER_STATES.get(optimizer.type, 2)
-    if optimizer.type == 'SGD':
-        states = int(bool(optimizer.get('momentum', 0)))
-    trainable = sum(p.numel() * p.element_size() for p in model.parameters()
-                    if p.requires_grad)
+        optim_wrapper = build_optim_wrapper(model, cfg.optim_wrapper)
     dataset, images = training_set(cfg)
     hooks = {h['type']: h for h in cfg.get('custom_hooks', [])}
     own = dict(dtype='float32')
@@ -99,14 +93,14 @@ def config_rows(path: str) -> list:
     checkpoint = cfg.default_hooks.checkpoint
     keep = checkpoint.get('max_keep_ckpts', -1)
     epochs = cfg.train_cfg.max_epochs
-    kept = (min(keep, epochs) + 1 if keep > 0 else epochs) + int(
+    kept = checkpoints_at_once(keep, epochs) + int(
         bool(checkpoint.get('save_best')))
     rows = []
     for setting in STORE_SETTINGS:
         store = PastPredictionStore.estimate_nbytes(
             images, model.num_classes, model.num_views, model.num_branches,
             **setting)
-        size = weights + states * trainable + store + OVERHEAD_BYTES
+        size = checkpoint_bytes(model, optim_wrapper, store)
         mark = ' (the config\'s)' if setting == own else ''
         rows.append(
             f'| `{Path(path).name}` | {dataset}, {images:,} images, '

@@ -49,8 +49,9 @@ import cifar100_cpu_study as study
 from cifar100_study_compute import cost_path, cost_table
 from cifar100_study_methods import PRECISIONS
 from interleaved_timing import interleaved_medians
-from training_efficiency import (ready_to_step, step_peak_memory,
-                                 training_step)
+from training_efficiency import (build_runner, ready_to_step,
+                                 step_peak_memory, training_step,
+                                 without_evaluation)
 
 METHODS = ('ce', 'lbs', 'pskd', 'lsskd', 'lsskd-no-past')
 # The study trains mmpretrain's classifier contiguous (it has no
@@ -93,18 +94,12 @@ def parse_args(argv=None) -> argparse.Namespace:
 def method_runner(name: str, args: argparse.Namespace, work_dir: str):
     """A Runner of the study's config of method ``name``, set up to step,
     with its evaluation left out."""
-    from mmengine.runner import Runner
     method = 'ce' if name == PLAIN_CHANNELS_LAST else name
-    cfg = study.study_config(method, seed=0, args=args.study)
-    for part in ('val', 'test'):
-        for key in ('dataloader', 'cfg', 'evaluator'):
-            cfg[f'{part}_{key}'] = None
-    cfg.update(work_dir=work_dir, log_level='WARNING')
-    runner = Runner.from_cfg(cfg)
-    if name == PLAIN_CHANNELS_LAST:
-        # In place, as PSKD/LSSKD(channels_last=True) convert theirs.
-        runner.model.to(memory_format=torch.channels_last)
-    return ready_to_step(runner)
+    cfg = without_evaluation(
+        study.study_config(method, seed=0, args=args.study), work_dir)
+    # The study's config sets PS-KD's and LSSKD's layout itself.
+    return ready_to_step(
+        build_runner(cfg, channels_last=name == PLAIN_CHANNELS_LAST))
 
 
 def training_flops(runner, batch: dict) -> int:

@@ -134,6 +134,12 @@ def step_config(name: str, args: argparse.Namespace, work_dir: str,
     cfg.train_dataloader.dataset = train_set
     cfg.train_dataloader.update(
         batch_size=args.batch_size, num_workers=0, persistent_workers=False)
+    return without_evaluation(cfg, work_dir)
+
+
+def without_evaluation(cfg: Config, work_dir: str) -> Config:
+    """``cfg`` with no validation or test loop, writing into ``work_dir``
+    quietly: what timing single training steps needs."""
     for part in ('val', 'test'):
         for key in ('dataloader', 'cfg', 'evaluator'):
             cfg[f'{part}_{key}'] = None
