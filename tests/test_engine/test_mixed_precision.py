@@ -156,8 +156,8 @@ def test_amp_refuses_a_cpu_without_native_bfloat16(tiny_cfg_options,
     """Emulated bfloat16 trains many times slower than float32: --amp,
     asked for speed, says so instead."""
     with pytest.raises(LSSKDConfigError,
-                       match=r'--amp: .*no native support.* Train without '
-                       r'--amp on this machine'):
+                       match=r'--amp: .*no native support.* Train in '
+                       r'float32 on this machine: without --amp'):
         amp_cfg(tiny_cfg_options, tmp_path, monkeypatch, native_bf16=False)
 
 
@@ -179,10 +179,35 @@ def test_a_configs_own_amp_optim_wrapper_means_amp(tiny_cfg_options,
     # The messages name what asked for it.
     with pytest.raises(LSSKDConfigError,
                        match=r"optim_wrapper.type='AmpOptimWrapper': without "
-                       r'a GPU it trains in bfloat16, .* Train without '
+                       r'a GPU it trains in bfloat16, .* without '
                        r"optim_wrapper.type='AmpOptimWrapper'"):
         amp_cfg(tiny_cfg_options, tmp_path, monkeypatch, *CONFIG_AMP,
                 flag=None, native_bf16=False)
+
+
+CONFIG_BF16 = ('--cfg-options', 'optim_wrapper.type=BF16AmpOptimWrapper')
+
+
+def test_a_configs_own_bf16_wrapper_is_checked_like_amp(
+        tiny_cfg_options, tmp_path, monkeypatch):
+    """A config that names the bfloat16 wrapper itself (the study's
+    configs do) trains in it where the CPU runs it natively, and is refused
+    where it would be emulated, as --amp is; on a GPU it is left alone."""
+    cfg = amp_cfg(tiny_cfg_options, tmp_path, monkeypatch, *CONFIG_BF16,
+                  flag=None)
+    assert cfg.optim_wrapper.type == 'BF16AmpOptimWrapper'
+    with pytest.raises(LSSKDConfigError,
+                       match=r"optim_wrapper.type='BF16AmpOptimWrapper': "
+                       r'without a GPU it trains in bfloat16, .*no native '
+                       r'support.* --cfg-options '
+                       r'optim_wrapper.type=OptimWrapper'):
+        amp_cfg(tiny_cfg_options, tmp_path, monkeypatch, *CONFIG_BF16,
+                flag=None, native_bf16=False)
+    # amp_cfg loads tools/train.py anew, which imports this.
+    monkeypatch.setattr('mmengine.device.is_cuda_available', lambda: True)
+    cfg = amp_cfg(tiny_cfg_options, tmp_path, monkeypatch, *CONFIG_BF16,
+                  flag=None, native_bf16=False)
+    assert cfg.optim_wrapper.type == 'BF16AmpOptimWrapper'
 
 
 @pytest.mark.parametrize('amx', [False, True])

@@ -36,7 +36,7 @@ from pathlib import Path
 
 from cifar100_study_methods import (DIAGNOSTIC_METHODS,  # beside this
                                     LABELS, METHODS, OVERRIDES, ROOT,
-                                    load_results, regime)
+                                    STUDY_CONFIGS, load_results, regime)
 from cifar100_study_report import (RESULTS_PAGE, VERDICT_SEEDS,
                                    paired_difference, verdict_of,
                                    write_block)
@@ -370,7 +370,8 @@ ZOO_MARKERS = ('<!-- measured-results: begin -->',
 
 def zoo_table(args: argparse.Namespace, methods: list) -> list:
     """Rows of a config folder's README: every run of its methods in the
-    study, by length, the shipped config it trained, its figures and its
+    study, by length, the config that trains it (the study's own where one
+    ships, else the shipped config the study shrank), its figures and its
     result files (no weights are published)."""
     lines = [
         '| config | regime | seeds | top-1 (%) | top-5 (%) | result files '
@@ -386,7 +387,10 @@ def zoo_table(args: argparse.Namespace, methods: list) -> list:
             runs = results.get(method)
             if not runs:
                 continue
-            config = METHODS[method].format(model=args.model)
+            # The study's own config where one ships; else the paper's
+            # config the study shrank.
+            config = STUDY_CONFIGS.get(
+                f'{method}_{name}', METHODS[method].format(model=args.model))
             overrides = ''.join(f', `{key}={value}`' for key, value in
                                 OVERRIDES.get(method, {}).items())
 

@@ -3,7 +3,8 @@
 Which shipped config each method trains (``METHODS``) and with which
 overrides (``OVERRIDES``), its name in tables and plots (``LABELS``), which
 runs explain a result rather than offer a method (``DIAGNOSTIC_METHODS``)
-and which are finished from another method's checkpoint (``DERIVED``);
+which are finished from another method's checkpoint (``DERIVED``) and
+which regimes ship as configs of their own (``STUDY_CONFIGS``);
 where a run's result file lies (``result_path``, named after the study's
 regime) and the files of one regime (``load_results``). Shared by the
 study script, its report and the analysis tools that read its results.
@@ -92,6 +93,22 @@ DERIVED = {
 # Training precisions: the optimizer wrapper each trains with. A result's
 # file name carries any precision but float32 (whose files came first).
 PRECISIONS = dict(fp32='OptimWrapper', bf16='BF16AmpOptimWrapper')
+# The runs a user can train again with tools/train.py: the study's config of
+# the method at seed 0 in that regime, shipped, keyed by the name of its
+# result files (``{method}_{regime}``). The model index takes their measured
+# top-1 from those files.
+STUDY_CONFIGS = {
+    'ce_resnet20_0.2frac_60e_bf16':
+    'configs/baselines/resnet20_1xb64-60e-bf16_cifar100-20pct.py',
+    'lbs_resnet20_0.2frac_60e_bf16':
+    'configs/baselines/resnet20_1xb64-60e-bf16-lbs_cifar100-20pct.py',
+    'ce_resnet20_0.2frac_240e_bf16':
+    'configs/baselines/resnet20_1xb64-240e-bf16_cifar100-20pct.py',
+    'pskd_resnet20_0.2frac_60e_bf16':
+    'configs/pskd/pskd_resnet20_1xb64-60e-bf16_cifar100-20pct.py',
+    'lsskd_resnet20_0.2frac_60e_bf16':
+    'configs/lsskd/lsskd_resnet20_1xb64-60e-bf16_cifar100-20pct.py',
+}
 
 
 def regime(args: argparse.Namespace) -> str:
