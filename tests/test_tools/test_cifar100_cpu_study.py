@@ -641,8 +641,9 @@ def test_the_docs_show_what_the_committed_result_files_say(epochs,
     documented ``--report-only --update-docs`` command."""
     sys.path.insert(0, str(ROOT / 'tools/benchmarks'))
     from cifar100_study_methods import LABELS, load_results
-    from cifar100_study_report import (PAST, RESULTS_PAGE, SUMMARY,
-                                       TABLE, VERDICT, markers,
+    from cifar100_study_report import (BY_SEED, PAST, RESULTS_PAGE,
+                                       SUMMARY, TABLE, VERDICT,
+                                       by_seed_table, markers,
                                        past_prediction_table, report)
     args = argparse.Namespace(
         model='resnet20', fraction=0.2, epochs=epochs, holdout=0.0,
@@ -670,6 +671,33 @@ def test_the_docs_show_what_the_committed_result_files_say(epochs,
         '*.json') if regime + 'seed' in p.name]
     assert len(past) - 2 * bool(measured) == len(measured)
     assert block(PAST, past) in results_page
+    assert block(BY_SEED, by_seed_table(args, results)) in results_page
+
+
+def test_by_seed_table_by_hand():
+    """Each method minus cross-entropy at the same seed, over the two
+    phases of a 12-epoch schedule (first drop after epoch 8): evaluations
+    at epochs 4 and 8 before it, 12 after."""
+    sys.path.insert(0, str(ROOT / 'tools/benchmarks'))
+    from cifar100_study_report import by_seed_table
+
+    def run(seed, curve):
+        return dict(seed=seed, last=dict(top1=curve[-1]), curve=[
+            {'epoch': e, 'accuracy/top1': a}
+            for e, a in zip((4, 8, 12), curve)])
+
+    results = dict(
+        ce=[run(0, [10.0, 20.0, 30.0]), run(1, [11.0, 21.0, 31.0])],
+        lsskd=[run(0, [9.0, 23.5, 32.25]), run(2, [1.0, 2.0, 3.0])])
+    args = argparse.Namespace(
+        epochs=12, results_dir=str(ROOT / 'docs/results/cifar100_study'))
+    lines = by_seed_table(args, results)
+    assert 'first drops after epoch 8' in lines[0]
+    # Seed 2 has no cross-entropy run to pair with.
+    assert lines[4:] == [
+        '| LSSKD (paper) | 0 | 32.25 / 30.00 | +2.25 | -1.00 to +3.50 '
+        '(+3.50 at epoch 8) | +2.25 to +2.25 |'
+    ]
 
 
 def test_target_quality_by_hand():

@@ -30,18 +30,24 @@ def test_get_flops_counts_the_deployed_classifier(tmp_path):
 def test_training_flops_beside_the_deployed_classifiers():
     """tools/analysis_tools/training_flops.py: the deployed LSSKD classifier
     costs what the plain one costs, and its training forward (four views
-    through the backbone and the three branches) 9.25 times that, the ratio
-    docs/benchmarks.md reports for ResNet-20."""
+    through the backbone and the three branches) 9.25 times that; what it
+    prints is what docs/deployment.md shows."""
     from mmengine.config import Config
     root = Path(__file__).parents[2]
     sys.path.insert(0, str(root / 'tools/analysis_tools'))
     try:
-        from training_flops import training_flops
+        from training_flops import report, training_flops
     finally:
         sys.path.pop(0)
+    config = 'configs/lsskd/lsskd_resnet20_1xb64-240e_cifar100.py'
     lsskd, plain = (
-        training_flops(Config.fromfile(str(root / config)).model, 32, 2)
-        for config in ('configs/lsskd/lsskd_resnet20_1xb64-240e_cifar100.py',
-                       'configs/baselines/resnet20_1xb64-240e_cifar100.py'))
+        training_flops(Config.fromfile(str(root / path)).model, 32, 2)
+        for path in (config,
+                     'configs/baselines/resnet20_1xb64-240e_cifar100.py'))
     assert lsskd['deployed'] == plain['deployed'] == plain['training'] > 0
     assert round(lsskd['ratio'], 2) == 9.25
+    transcript = '\n'.join([
+        f'$ python tools/analysis_tools/training_flops.py {config} '
+        f'--input-size 32', *report(config, 32, lsskd)
+    ])
+    assert transcript in (root / 'docs/deployment.md').read_text()

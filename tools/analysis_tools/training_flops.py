@@ -72,6 +72,17 @@ def training_flops(model_cfg: dict, input_size: int,
                 ratio=training / deployed)
 
 
+def report(config: str, size: int, flops: dict) -> list:
+    """The lines the tool prints (docs/deployment.md shows them)."""
+    return [
+        f'{config} at {size}x{size}, forward FLOPs per image '
+        f'(FlopCounterMode):',
+        f'  deployed classifier: {flops["deployed"] / 1e9:.4f} G',
+        f'  training forward:    {flops["training"] / 1e9:.4f} G '
+        f'({flops["ratio"]:.2f} x)',
+    ]
+
+
 def main() -> None:
     args = parse_args()
     cfg = Config.fromfile(args.config)
@@ -82,11 +93,7 @@ def main() -> None:
     size = args.input_size or cfg.model.get('aux_neck', {}).get(
         'input_size', 224)
     flops = training_flops(cfg.model, size, args.batch_size)
-    print(f'{args.config} at {size}x{size}, forward FLOPs per image '
-          f'(FlopCounterMode):')
-    print(f'  deployed classifier: {flops["deployed"] / 1e9:.4f} G')
-    print(f'  training forward:    {flops["training"] / 1e9:.4f} G '
-          f'({flops["ratio"]:.2f} x)')
+    print('\n'.join(report(args.config, size, flops)))
 
 
 if __name__ == '__main__':

@@ -58,9 +58,10 @@ from mmlsskd.engine.optimizers import cpu_runs_bf16_natively
 # Beside this script.
 from cifar100_students import add_student_arguments, local_cifar100
 from cifar100_study_methods import (DERIVED, METHODS, OVERRIDES, PRECISIONS,
-                                    ROOT, load_results, result_path)
-from cifar100_study_report import (past_prediction_table, plot, report,
-                                   update_docs)
+                                    ROOT, load_results, result_path,
+                                    scaled_milestones)
+from cifar100_study_report import (by_seed_table, past_prediction_table,
+                                   plot, report, update_docs)
 
 
 def run_name(text: str) -> tuple:
@@ -194,12 +195,11 @@ def study_config(method: str, seed: int,
         cfg[name].update(
             num_workers=0, persistent_workers=False, batch_size=256)
 
-    scale = args.epochs / cfg.train_cfg.max_epochs
+    cfg.param_scheduler.milestones = scaled_milestones(
+        args.epochs, cfg.param_scheduler.milestones,
+        cfg.train_cfg.max_epochs)
     cfg.train_cfg.update(
         max_epochs=args.epochs, val_interval=args.val_interval)
-    cfg.param_scheduler.milestones = [
-        max(1, round(m * scale)) for m in cfg.param_scheduler.milestones
-    ]
     cfg.randomness = dict(seed=seed)
     # Every epoch's checkpoint, the latest kept: a run killed with its
     # session resumes exactly in the next (EpochSeedHook reseeds epochs).
@@ -720,13 +720,14 @@ def main() -> None:
     plot(results, plot_path)
     table_block, verdict_block, summary_block = report(args, results)
     past_block = past_prediction_table(args, results)
+    by_seed_block = by_seed_table(args, results)
     print('\n' + '\n'.join(table_block) + '\n\n' + '\n'.join(verdict_block))
     if past_block:
         print('\n' + '\n'.join(past_block))
     print(f'\nPlot: {os.path.relpath(plot_path)}')
     if args.update_docs:
         update_docs(args, table_block, verdict_block, summary_block,
-                    past_block)
+                    past_block, by_seed_block)
 
 
 if __name__ == '__main__':

@@ -111,6 +111,17 @@ STUDY_CONFIGS = {
 }
 
 
+# The paper's learning-rate drops, in epochs of its 240.
+PAPER_EPOCHS, PAPER_MILESTONES = 240, (150, 180, 210)
+
+
+def scaled_milestones(epochs: int, milestones=PAPER_MILESTONES,
+                      max_epochs: int = PAPER_EPOCHS) -> list:
+    """The learning-rate drops of a schedule compressed (or stretched)
+    from ``max_epochs`` to ``epochs``, as the study trains it."""
+    return [max(1, round(m * epochs / max_epochs)) for m in milestones]
+
+
 def regime(args: argparse.Namespace) -> str:
     """The part of a result's file name that names the study's regime."""
     holdout = f'_holdout{args.holdout:g}' if args.holdout else ''

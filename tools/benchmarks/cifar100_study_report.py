@@ -17,16 +17,18 @@ from pathlib import Path
 from typing import Optional
 
 from cifar100_study_methods import (DIAGNOSTIC_METHODS,  # beside this script
-                                    LABELS, ROOT, regime, result_path)
+                                    LABELS, ROOT, regime, result_path,
+                                    scaled_milestones)
 
 RESULTS_PAGE = ROOT / 'docs/results.md'
 # The generated blocks, between markers named after them and the regime:
 # the table, the verdict and the past-prediction table in docs/results.md,
 # the verdict's summary of the settled methods, all in docs/results.md.
-TABLE, VERDICT, PAST, SUMMARY = ('cifar100-study-table',
-                                 'cifar100-study-verdict',
-                                 'past-prediction-table',
-                                 'cifar100-study-summary')
+TABLE, VERDICT, PAST, SUMMARY, BY_SEED = ('cifar100-study-table',
+                                          'cifar100-study-verdict',
+                                          'past-prediction-table',
+                                          'cifar100-study-summary',
+                                          'cifar100-study-by-seed')
 # The regime the docs showed first: its markers carry no regime.
 FIRST_REGIME = 'resnet20_0.2frac_12e'
 # What tools/analysis_tools/past_prediction_quality.py measured in the
@@ -446,13 +448,59 @@ def past_prediction_table(args: argparse.Namespace, results: dict) -> list:
     ] + rows
 
 
+def by_seed_table(args: argparse.Namespace, results: dict) -> list:
+    """Markdown lines: every method against cross-entropy at each seed
+    both ran, at the last epoch and over the schedule (while the first
+    learning rate lasts, and after its first drop), from the curves the
+    result files record."""
+    drop = scaled_milestones(args.epochs)[0]
+    reference = {r['seed']: r for r in results.get('ce', [])}
+    rows = []
+    for method, runs in results.items():
+        for run in runs:
+            ce = reference.get(run['seed'])
+            if method == 'ce' or ce is None:
+                continue
+            ce_curve = {e['epoch']: e['accuracy/top1'] for e in ce['curve']}
+            lead = {e['epoch']: e['accuracy/top1'] - ce_curve[e['epoch']]
+                    for e in run['curve'] if e['epoch'] in ce_curve}
+            before = [lead[e] for e in sorted(lead) if e <= drop]
+            after = [lead[e] for e in sorted(lead) if e > drop]
+
+            def span(values):
+                return (f'{min(values):+.2f} to {max(values):+.2f}'
+                        if values else '-')
+
+            last_before = max((e for e in lead if e <= drop), default=None)
+            at_last = (f' ({lead[last_before]:+.2f} at epoch {last_before})'
+                       if last_before else '')
+            rows.append(
+                f'| {LABELS[method]} | {run["seed"]} | '
+                f'{run["last"]["top1"]:.2f} / {ce["last"]["top1"]:.2f} | '
+                f'{run["last"]["top1"] - ce["last"]["top1"]:+.2f} | '
+                f'{span(before)}{at_last} | {span(after)} |')
+    if not rows:
+        return []
+    return [
+        f'Each method minus cross-entropy at the same seed, test top-1 '
+        f'(the learning rate first drops after epoch {drop}; from the '
+        f'curves in `{os.path.relpath(args.results_dir, ROOT)}/`):', '',
+        '| method | seed | last epoch: top-1, method / CE | minus CE, last '
+        'epoch | minus CE at the first learning rate: range over '
+        'evaluations (at the last) | minus CE after the first drop: range '
+        'over evaluations |', '|---|---|---|---|---|---|'
+    ] + rows
+
+
 def update_docs(args: argparse.Namespace, table_block: list,
                 verdict_block: list, summary_block: list,
-                past_block: list) -> None:
-    """Write the table, the verdict, its summary (the settled methods) and
-    the past-prediction table into docs/results.md, between their markers
-    (the README's glance table is cifar100_study_compute.py's)."""
+                past_block: list, by_seed_block: list) -> None:
+    """Write the table, the verdict, its summary (the settled methods),
+    the past-prediction table and the by-seed table into docs/results.md,
+    between their markers (the README's glance table is
+    cifar100_study_compute.py's)."""
     write_block(RESULTS_PAGE, *markers(TABLE, args), table_block)
     write_block(RESULTS_PAGE, *markers(VERDICT, args), verdict_block)
     write_block(RESULTS_PAGE, *markers(SUMMARY, args), summary_block)
     write_block(RESULTS_PAGE, *markers(PAST, args), past_block)
+    write_block(RESULTS_PAGE, *markers(BY_SEED, args), by_seed_block)
