@@ -83,6 +83,31 @@ def test_every_documented_command_names_real_files_and_flags(capsys):
                     page, script, flag)
 
 
+def test_every_path_the_docs_name_exists():
+    """Each repository path in backticks on a user page exists, or is
+    mmpretrain's own tool (in its installed package), or the folder a tool
+    writes its first results into."""
+    import mmpretrain
+    mmpretrain_root = Path(mmpretrain.__file__).parent / '.mim'
+    # Folders no run has written yet, and the tool that writes each.
+    first_outputs = {'docs/results/gpu/': 'tools/benchmarks/gpu_check.py'}
+    for folder, tool in first_outputs.items():
+        assert folder.rstrip('/') in (ROOT / tool).read_text()
+    missing = []
+    for page in [*PAGES, *ZOO_PAGES]:
+        text = page.read_text()
+        for path in re.findall(r'`((?:configs|tools|docs|mmlsskd|tests|'
+                               r'requirements)/[^`\s]*)`', text):
+            if re.search(r'[*{}$<>]|\.\.\.', path) or \
+                    (ROOT / path).exists() or path in first_outputs:
+                continue
+            before = text[:text.index(f'`{path}`')][-40:]
+            if "mmpretrain's" in before and (mmpretrain_root / path).exists():
+                continue
+            missing.append(f'{page.relative_to(ROOT)}: {path}')
+    assert not missing
+
+
 def test_the_mutation_score_in_the_docs_is_the_recorded_one():
     """docs/reliability.md shows the score file of the last full run of
     tools/misc/mutation_check.py, which writes both (--update-docs)."""
