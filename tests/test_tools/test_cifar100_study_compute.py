@@ -126,6 +126,31 @@ def test_compute_matched_pairs_lsskd_with_ce_four_times_longer(tmp_path):
             'cross-entropy at 240 epochs** (spread 2.00).') in lines
 
 
+def test_the_readme_sentence_says_what_the_compute_buys(tmp_path):
+    """Which way LSSKD against CE given its compute falls is stated in
+    words, with the time LSSKD takes, once three seeds have finished."""
+    from cifar100_study_compute import compute_matched_sentence
+    results, cost = study_at_60_epochs(tmp_path)
+    args = compute_args(results, cost)
+    head = ('Against cross-entropy trained 4 times as long (240 epochs, as '
+            'many images through the backbone; LSSKD takes 1.50 times its '
+            'training time)')
+    assert compute_matched_sentence(args) == [f'{head}: no run finished yet.']
+    write_results(results, 240, [fake('ce', 0, 44.0), fake('ce', 1, 45.0)])
+    assert compute_matched_sentence(args) == [
+        f'{head}: LSSKD +0.00 ± 1.41 after 2 of 3 seeds, no verdict yet.']
+    # LSSKD minus CE at 240: +1, -1, +3: within the spread (2.00).
+    write_results(results, 240, [fake('ce', 2, 43.0)])
+    assert compute_matched_sentence(args) == [
+        f'{head}: LSSKD is within the seed spread of it: at this scale the '
+        f'same compute buys as much as plain training (+1.00 ± 2.00, 3 '
+        f'seeds, paired).']
+    # CE at 240 far behind at every seed: LSSKD beats it.
+    write_results(results, 240, [fake('ce', s, 30.0 + s) for s in (0, 1, 2)])
+    assert compute_matched_sentence(args)[0].endswith(
+        ': LSSKD still beats it (+14.00 ± 1.00, 3 seeds, paired).')
+
+
 def test_label_smoothing_is_read_against_ce_and_lsskd(tmp_path):
     from cifar100_study_compute import blocks
     results = tmp_path / 'results'
@@ -182,11 +207,16 @@ def test_the_long_schedule_must_be_longer():
 
 
 def test_the_readme_glance_table_is_generated_from_the_files():
-    from cifar100_study_compute import glance_markers, glance_table, \
-        parse_args
-    block = '\n'.join([glance_markers()[0], *glance_table(parse_args([])),
-                       glance_markers()[1]])
-    assert block in (ROOT / 'README.md').read_text()
+    from cifar100_study_compute import (compute_matched_markers,
+                                        compute_matched_sentence,
+                                        glance_markers, glance_table,
+                                        parse_args)
+    readme = (ROOT / 'README.md').read_text()
+    for markers, lines in (
+            (glance_markers(), glance_table(parse_args([]))),
+            (compute_matched_markers(),
+             compute_matched_sentence(parse_args([])))):
+        assert '\n'.join([markers[0], *lines, markers[1]]) in readme
 
 
 def selected(method, seed, top1, unused):

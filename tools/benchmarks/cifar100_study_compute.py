@@ -7,7 +7,9 @@ never the test set), label smoothing and cross-entropy trained as long as
 LSSKD's views where they ran, with seeds, spread, the paired difference to
 cross-entropy, its verdict, and the training time per run relative to
 cross-entropy at that length where the cost was measured in the length's
-precision. Three blocks of docs/results.md:
+precision; and the README's sentence on what LSSKD's cost buys (LSSKD
+against cross-entropy given its compute, in words, once three seeds
+decide it). Three blocks of docs/results.md:
 
 - the cost table: every method's seconds per training epoch, training
   FLOPs per image and peak step memory, each relative to cross-entropy
@@ -336,6 +338,46 @@ def glance_table(args: argparse.Namespace) -> list:
     return lines
 
 
+# How the README words LSSKD against cross-entropy given its compute.
+COMPUTE_MATCHED_WORDS = {
+    'beats': 'LSSKD still beats it',
+    'trails': 'LSSKD trails it: at this scale the same compute buys more as '
+              'plain training',
+    'within the spread': 'LSSKD is within the seed spread of it: at this '
+                         'scale the same compute buys as much as plain '
+                         'training',
+}
+
+
+def compute_matched_sentence(args: argparse.Namespace) -> list:
+    """The README's sentence on what LSSKD's cost buys: LSSKD at
+    ``args.epochs`` against cross-entropy at ``args.long_epochs``, paired
+    by seed, and LSSKD's training time relative to that run."""
+    lsskd = regime_results(args, args.epochs).get('lsskd', [])
+    ce_long = regime_results(args, args.long_epochs).get('ce', [])
+    path = cost_path(args)
+    head = (f'Against cross-entropy trained '
+            f'{args.long_epochs / args.epochs:g} times as long '
+            f'({args.long_epochs} epochs, as many images through the '
+            f'backbone')
+    if path.exists():
+        time = ratio(json.loads(path.read_text()), 'lsskd',
+                     's_per_epoch') * args.epochs / args.long_epochs
+        head += f'; LSSKD takes {time:.2f} times its training time'
+    head += ')'
+    matched = paired_difference(lsskd, ce_long, last_top1)
+    if not matched['seeds']:
+        return [f'{head}: no run finished yet.']
+    verdict = verdict_of(matched)
+    std = f' ± {matched["std"]:.2f}' if 'std' in matched else ''
+    figure = f'{matched["mean"]:+.2f}{std}'
+    if verdict == 'no verdict':
+        return [f'{head}: LSSKD {figure} after {matched["seeds"]} of '
+                f'{VERDICT_SEEDS} seeds, no verdict yet.']
+    return [f'{head}: {COMPUTE_MATCHED_WORDS[verdict]} ({figure}, '
+            f'{matched["seeds"]} seeds, paired).']
+
+
 def markers(block: str, args: argparse.Namespace) -> tuple:
     """The begin and end markers of ``block`` in docs/results.md."""
     name = f'{block} {args.model}_{args.fraction:g}frac_{args.precision}'
@@ -413,6 +455,11 @@ def zoo_table(args: argparse.Namespace, methods: list) -> list:
     return lines
 
 
+def compute_matched_markers() -> tuple:
+    return ('<!-- compute-matched-verdict: begin -->',
+            '<!-- compute-matched-verdict: end -->')
+
+
 def glance_markers() -> tuple:
     return (f'<!-- {GLANCE}: begin -->', f'<!-- {GLANCE}: end -->')
 
@@ -427,8 +474,11 @@ def main(argv=None) -> None:
                 write_block(COST_PAGE, *markers(name, args), lines)
     glance = glance_table(args)
     print('\n'.join(glance))
+    sentence = compute_matched_sentence(args)
+    print('\n' + '\n'.join(sentence))
     if args.update_docs:
         write_block(README, *glance_markers(), glance)
+        write_block(README, *compute_matched_markers(), sentence)
         for folder, methods in ZOO.items():
             write_block(ROOT / 'configs' / folder / 'README.md',
                         *ZOO_MARKERS, zoo_table(args, methods))
