@@ -4,12 +4,13 @@ Times are not checked (no timed tests); the FLOP ratio is, because it is
 exact: ResNet-20's LSSKD training forward is HSSAKD's arithmetic, 9.25 times
 a plain forward (the issue's reference figure).
 """
+import json
 import re
 import sys
 
 import pytest
 
-from conftest import run, run_main
+from conftest import ROOT, run, run_main
 
 
 def test_benchmark_prints_every_candidate_and_the_flop_ratio(
@@ -56,24 +57,46 @@ def test_bf16_candidates_are_timed_beside_float32(tiny_cifar100,
 
 
 def test_op_count_finds_no_operation_per_image(tiny_cifar100, monkeypatch,
-                                               capfd):
+                                               capfd, tmp_path):
     """The shipped configs' steps dispatch as many operations at batch 2 as
-    at batch 4 (the counts themselves are in docs/benchmarks.md)."""
+    at batch 4; the record holds what the table shows."""
     data = tiny_cifar100 / 'cifar-100-python'
     out = run_main('tools/benchmarks/op_count.py', [
-        data, '--model', 'resnet20', '--batch-sizes', '2', '4'
+        data, '--model', 'resnet20', '--batch-sizes', '2', '4', '--out',
+        tmp_path / 'counts.json'
     ], monkeypatch, capfd)
     rows = [line for line in out.splitlines() if line.startswith('| ours')]
     assert [row.split(' | ')[0] for row in rows] == [
         '| ours: plain', '| ours: PS-KD', '| ours: LSSKD']
     assert 'from batch 2 to 4: ours: plain +0, ours: PS-KD +0, ' \
         'ours: LSSKD +0' in out
+    record = json.loads((tmp_path / 'counts.json').read_text())
+    lsskd = record['rows']['ours: LSSKD']
+    assert f'| ours: LSSKD | {lsskd["2"]["step"]} ' \
+        f'({lsskd["2"]["optimizer"]}) |' in out
+    assert lsskd['2'] == lsskd['4'] and lsskd['4']['step'] > \
+        record['rows']['ours: plain']['4']['step'] > 0
     # mmpretrain's default collate_fn handles every image on its own.
     out = run_main('tools/benchmarks/op_count.py', [
         data, '--model', 'resnet20', '--batch-sizes', '2', '4', '--collate',
         'pseudo_collate'
     ], monkeypatch, capfd)
     assert re.search(r'ours: plain \+[1-9]', out)
+
+
+def test_benchmarks_page_shows_the_committed_op_counts():
+    """docs/benchmarks.md's operation counts are the committed record's
+    (op_count.py --update-docs), and LSSKD's step dispatches at most a
+    quarter more than the official 4-view step's."""
+    sys.path.insert(0, str(ROOT / 'tools/benchmarks'))
+    from op_count import MARKERS, PAGE, RECORD, report
+    record = json.loads(RECORD.read_text())
+    block = '\n'.join([MARKERS[0], *report(record), MARKERS[1]])
+    assert block in PAGE.read_text()
+    batch = str(record['batch_sizes'][1])
+    assert record['rows']['ours: LSSKD'][batch]['step'] <= 1.25 * record[
+        'rows']['official HSSAKD: 4 views + 3 joint-label heads'][batch][
+            'step']
 
 
 def test_runs_at_once_are_timed_against_one_run_on_all_threads(

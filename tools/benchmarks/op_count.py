@@ -20,15 +20,23 @@ step hooks mark them): they depend on the foreach/fused choice, which both
 codes can make alike. ``--collate pseudo_collate`` counts what a config
 that keeps mmpretrain's default collate function pays.
 
+The counts go to ``--out`` (a JSON file; the checkout's path is not
+recorded); ``--update-docs`` writes docs/benchmarks.md's table from the
+committed file without counting anything.
+
 Example::
 
     python tools/benchmarks/op_count.py ../shared/data/cifar-100-python \\
-        --hsakd ~/HSAKD
+        --hsakd ~/HSAKD --out docs/results/op_count/op_count_resnet20.json
+    python tools/benchmarks/op_count.py --update-docs
 """
 import argparse
 import collections
+import datetime
+import json
 import sys
 import tempfile
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -38,16 +46,26 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 import mmlsskd  # noqa: F401  (registers LSSKD's components)
 
-from cifar100_students import add_student_arguments  # beside this script
+from cifar100_study_methods import ROOT  # beside this script
+from cifar100_study_report import write_block
 from training_efficiency import (build_runner, ready_to_step, step_config,
                                  training_step)
 
 METHODS = {'plain': 'plain', 'PS-KD': 'pskd', 'LSSKD': 'lsskd'}
+# The committed counts docs/benchmarks.md shows, and its block's markers.
+RECORD = ROOT / 'docs/results/op_count/op_count_resnet20.json'
+PAGE = ROOT / 'docs/benchmarks.md'
+MARKERS = ('<!-- op-count: begin -->', '<!-- op-count: end -->')
 
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    add_student_arguments(parser)
+    # As every student script takes them (cifar100_students.py), but the
+    # data may be left out to write the docs from the record.
+    parser.add_argument(
+        'data', nargs='?',
+        help='the cifar-100-python folder (train, test, meta)')
+    parser.add_argument('--model', default='resnet20')
     parser.add_argument('--batch-sizes', type=int, nargs=2, default=[16, 64])
     parser.add_argument(
         '--collate', default=None,
@@ -59,7 +77,16 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         '--by-op', action='store_true',
         help='also print every operation name and its count per step')
-    return parser.parse_args()
+    parser.add_argument('--out', help='write the counts to this JSON file')
+    parser.add_argument(
+        '--update-docs', action='store_true',
+        help=f'write docs/benchmarks.md\'s table from '
+        f'{RECORD.relative_to(ROOT)}; count nothing')
+    args = parser.parse_args()
+    if args.data is None and not args.update_docs:
+        parser.error('the data folder is needed to count (only '
+                     '--update-docs goes without it).')
+    return args
 
 
 class OperationCounter(TorchDispatchMode):
@@ -158,8 +185,53 @@ def official_steps(root: str, batch_size: int) -> dict:
     return steps
 
 
+def report(record: dict) -> list:
+    """Markdown lines of a record: the counts per step and batch size, what
+    grows with the batch, and ours over the official steps'."""
+    sizes = record['batch_sizes']
+    rows = record['rows']
+    lines = [
+        f'{record["model"]}, torch {record["torch"]}, {record["date"]}; '
+        f'ATen operations per training step outside the optimizer\'s step '
+        f'(the optimizer\'s own in brackets); {record["collate"]}:', '',
+        '```bash', record['command'], '```', '',
+        '| step | ' + ' | '.join(f'batch {b}' for b in sizes) + ' |',
+        '|---|' + '---|' * len(sizes)
+    ]
+    for name, counts in rows.items():
+        lines.append(f'| {name} | ' + ' | '.join(
+            f'{counts[str(b)]["step"]} ({counts[str(b)]["optimizer"]})'
+            for b in sizes) + ' |')
+    growth = {name: counts[str(sizes[1])]['step'] -
+              counts[str(sizes[0])]['step'] for name, counts in rows.items()}
+    lines += ['', f'Operations that grow from batch {sizes[0]} to '
+              f'{sizes[1]}: ' + ', '.join(
+                  f'{name} {grown:+d}' for name, grown in growth.items())
+              + '.', '']
+    official = [counts[str(sizes[1])]['step']
+                for name, counts in rows.items()
+                if name.startswith('official')]
+    if official:
+        for ours, theirs in zip(('ours: plain', 'ours: LSSKD'), official):
+            mine = rows[ours][str(sizes[1])]['step']
+            lines.append(f'- {ours} / official, batch {sizes[1]}: {mine} / '
+                         f'{theirs} = {mine / theirs:.2f}')
+    return lines
+
+
+def command_line() -> str:
+    """This run's command, with the checkout's path left out."""
+    words = sys.argv[1:]
+    if '--hsakd' in words:
+        words[words.index('--hsakd') + 1] = 'PATH/TO/HSAKD'
+    return ' '.join(['python tools/benchmarks/op_count.py', *words])
+
+
 def main() -> None:
     args = parse_args()
+    if args.update_docs:
+        write_block(PAGE, *MARKERS, report(json.loads(RECORD.read_text())))
+        return
     rows = collections.defaultdict(dict)
     by_op = {}
     with tempfile.TemporaryDirectory() as work_dir:
@@ -174,31 +246,20 @@ def main() -> None:
                                                  batch_size).items():
                     rows[name][batch_size] = count(step)
 
-    sizes = args.batch_sizes
-    collate = args.collate or "the config's collate_fn"
-    print(f'\n{args.model}; ATen operations per training step outside the '
-          f"optimizer's step (the optimizer's own in brackets); {collate}\n")
-    print('| step | ' + ' | '.join(f'batch {b}' for b in sizes) + ' |')
-    print('|---|' + '---|' * len(sizes))
-    for name, counts in rows.items():
-        cells = [f'{sum(counts[b].step.values())} '
-                 f'({sum(counts[b].optimizer.values())})' for b in sizes]
-        print(f'| {name} | ' + ' | '.join(cells) + ' |')
-    growth = {
-        name: sum(counts[sizes[1]].step.values()) -
-        sum(counts[sizes[0]].step.values())
-        for name, counts in rows.items()
-    }
-    print(f'\noperations that grow from batch {sizes[0]} to {sizes[1]}: ' +
-          ', '.join(f'{name} {grown:+d}' for name, grown in growth.items()))
-    official = {name: counts[sizes[1]] for name, counts in rows.items()
-                if name.startswith('official')}
-    if official:
-        plain, views = (sum(c.step.values()) for c in official.values())
-        for ours, theirs in (('ours: plain', plain), ('ours: LSSKD', views)):
-            mine = sum(rows[ours][sizes[1]].step.values())
-            print(f'{ours} / official, batch {sizes[1]}: {mine} / {theirs} '
-                  f'= {mine / theirs:.2f}')
+    record = dict(
+        model=args.model, torch=torch.__version__,
+        date=datetime.date.today().isoformat(), command=command_line(),
+        collate=(f'collate_fn {args.collate}' if args.collate else
+                 "the config's collate_fn"),
+        batch_sizes=args.batch_sizes,
+        rows={name: {str(b): dict(step=sum(c.step.values()),
+                                  optimizer=sum(c.optimizer.values()))
+                     for b, c in counts.items()}
+              for name, counts in rows.items()})
+    print('\n' + '\n'.join(report(record)))
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(json.dumps(record, indent=1) + '\n')
     if args.by_op:
         for name, counter in by_op.items():
             print(f'\n{name}: ' + ', '.join(
