@@ -173,7 +173,7 @@ def test_the_readme_states_no_measured_figure_by_hand():
 # bfloat16 rows the CPUs they ran on.
 NOT_YET_SOURCED = {
     'docs/benchmarks.md': {
-        'The past-prediction store and its memory', 'Training efficiency',
+        'What a bounded store costs in accuracy', 'Training efficiency',
         'bfloat16 on the CPU', 'Measurements', 'Runs side by side'
     }
 }

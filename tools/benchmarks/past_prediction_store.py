@@ -6,14 +6,22 @@ to the dataset (every tensor has one row per sample, so the total is exactly
 linear). It then times what the store adds to a training step (lookup of a
 batch plus the update after it) and, for CIFAR-100, the ratio to a real
 LSSKD training step of --config, the two measured alternately in one run
-(medians of --repeats).
+(medians of --repeats). The figures go to ``--out`` (a JSON file);
+``--update-docs`` writes docs/benchmarks.md's table from the committed
+record without measuring. Time it with nothing else on the machine.
 
 Example::
 
     python tools/benchmarks/past_prediction_store.py \\
-        --config configs/lsskd/lsskd_resnet20_1xb64-240e_cifar100.py
+        --config configs/lsskd/lsskd_resnet20_1xb64-240e_cifar100.py \\
+        --out docs/results/store/past_prediction_store.json
+    python tools/benchmarks/past_prediction_store.py --update-docs
 """
 import argparse
+import datetime
+import json
+import sys
+from pathlib import Path
 
 import torch
 from mmengine.config import Config
@@ -24,7 +32,13 @@ from mmpretrain.structures import DataSample
 import mmlsskd  # noqa: F401
 from mmlsskd.engine import PastPredictionStore
 
-from interleaved_timing import interleaved_medians  # beside this script
+# Beside this script.
+from cifar100_study_cost import cpu_model
+from cifar100_study_methods import ROOT
+from cifar100_study_report import write_block
+from interleaved_timing import interleaved_medians
+
+from mmlsskd.engine.optimizers import cpu_has_amx
 
 DATASETS = {
     # name: (training samples, classes, batch per step)
@@ -38,6 +52,10 @@ MODES = {
     'float16 top-32 unrotated': dict(
         dtype='float16', topk=32, branch_views='unrotated'),
 }
+# The committed record docs/benchmarks.md shows, and its block's markers.
+RECORD = ROOT / 'docs/results/store/past_prediction_store.json'
+PAGE = ROOT / 'docs/benchmarks.md'
+MARKERS = ('<!-- store-benchmark: begin -->', '<!-- store-benchmark: end -->')
 
 
 def parse_args() -> argparse.Namespace:
@@ -50,6 +68,11 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--sample-rows', type=int, default=4096,
                         help='rows of the stores actually built')
     parser.add_argument('--repeats', type=int, default=10)
+    parser.add_argument('--out', help='write the figures to this JSON file')
+    parser.add_argument(
+        '--update-docs', action='store_true',
+        help=f'write docs/benchmarks.md\'s table from '
+        f'{RECORD.relative_to(ROOT)}; measure nothing')
     return parser.parse_args()
 
 
@@ -95,13 +118,10 @@ def training_step(config: str, batch: int):
     return run
 
 
-def main() -> None:
-    args = parse_args()
-    print(f'{args.branches} branches, {args.views} views; bytes measured on '
-          f'stores of {args.sample_rows} samples, scaled to the dataset.\n')
-    print(f'{"dataset":12} {"mode":26} {"bytes/sample":>13} '
-          f'{"total/rank":>11} {"store ms/step":>14}')
-    step_runs = {}
+def measure(args: argparse.Namespace) -> dict:
+    """Every store form's bytes and step time per dataset, and the share of
+    a real LSSKD training step the store's work takes."""
+    datasets, step_runs = {}, {}
     for dataset, (samples, classes, batch) in DATASETS.items():
         stores = {
             mode: PastPredictionStore(args.sample_rows, classes, args.views,
@@ -116,19 +136,64 @@ def main() -> None:
         if dataset == 'CIFAR-100':
             runs['training step'] = training_step(args.config, batch)
         medians = interleaved_medians(runs, args.repeats)
-        for mode, store in stores.items():
-            per_sample = store.nbytes / store.num_samples
-            total = per_sample * samples
-            print(f'{dataset:12} {mode:26} {per_sample:13.0f} '
-                  f'{total / 2**30:9.2f} GB {medians[mode] * 1e3:14.2f}')
+        datasets[dataset] = {
+            mode: dict(bytes_per_sample=store.nbytes / store.num_samples,
+                       total_gib=store.nbytes / store.num_samples * samples /
+                       2**30,
+                       store_ms=medians[mode] * 1e3)
+            for mode, store in stores.items()
+        }
         if dataset == 'CIFAR-100':
             step_runs = medians
     step = step_runs.pop('training step')
-    print(f'\nLSSKD training step ({args.config}, batch '
-          f'{DATASETS["CIFAR-100"][2]}, this CPU): {step * 1e3:.0f} ms; '
-          f'the store adds:')
-    for mode, seconds in step_runs.items():
-        print(f'  {mode:26} {100 * seconds / step:6.2f} %')
+    return dict(datasets=datasets, step_ms=step * 1e3,
+                store_share={mode: 100 * seconds / step
+                             for mode, seconds in step_runs.items()})
+
+
+def report(record: dict) -> list:
+    """Markdown lines of a record: bytes, size and time of every store
+    form, and what each adds to an LSSKD training step."""
+    lines = [
+        f'{record["branches"]} branches, {record["views"]} views; bytes '
+        f'measured on stores of {record["sample_rows"]} samples, scaled to '
+        f'the dataset; times on {record["device"]}, {record["date"]}, '
+        f'medians of {record["repeats"]} interleaved repeats:', '',
+        '```bash', record['command'], '```', '',
+        '| dataset | store | bytes / sample | total / rank (GiB) | store ms '
+        '/ step |', '|---|---|---|---|---|'
+    ]
+    for dataset, modes in record['datasets'].items():
+        for mode, m in modes.items():
+            lines.append(f'| {dataset} | {mode} | {m["bytes_per_sample"]:.0f}'
+                         f' | {m["total_gib"]:.2f} | {m["store_ms"]:.2f} |')
+    lines += ['', f'An LSSKD training step (`{record["config"]}`, batch '
+              f'{DATASETS["CIFAR-100"][2]}) took {record["step_ms"]:.0f} ms; '
+              f'the store adds to it:', '']
+    lines += [f'- {mode}: {share:.2f} %'
+              for mode, share in record['store_share'].items()]
+    return lines
+
+
+def main() -> None:
+    args = parse_args()
+    if args.update_docs:
+        write_block(PAGE, *MARKERS, report(json.loads(RECORD.read_text())))
+        return
+    record = dict(
+        config=args.config, branches=args.branches, views=args.views,
+        sample_rows=args.sample_rows, repeats=args.repeats,
+        device=f'{cpu_model()} ({torch.backends.cpu.get_cpu_capability()}'
+        f'{", AMX" if cpu_has_amx() else ""}), {torch.get_num_threads()} '
+        f'threads', torch=torch.__version__,
+        date=datetime.date.today().isoformat(),
+        command=' '.join(['python tools/benchmarks/past_prediction_store.py',
+                          *sys.argv[1:]]),
+        **measure(args))
+    print('\n'.join(report(record)))
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(json.dumps(record, indent=1) + '\n')
 
 
 if __name__ == '__main__':
