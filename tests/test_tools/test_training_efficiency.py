@@ -107,7 +107,7 @@ def test_runs_at_once_are_timed_against_one_run_on_all_threads(
         sys.executable, 'tools/benchmarks/jobs_throughput.py',
         str(tiny_cifar100 / 'cifar-100-python'), '--method', 'plain',
         '--batch-size', '4', '--steps', '2', '--warmup', '0', '--repeats',
-        '1', '--threads', '2', '--jobs', '2'
+        '1', '--threads', '2', '--jobs', '2', '--out', str(tmp_path / 'r.json')
     ], tmp_path)
     # The rows under the header (the separator starts with '|-').
     rows = [line.strip('| ').split(' | ') for line in out.splitlines()
@@ -125,6 +125,22 @@ def test_runs_at_once_are_timed_against_one_run_on_all_threads(
     match = re.search(r'^2 runs at once / one run: (\d+\.\d\d) times', out,
                       re.M)
     assert float(match.group(1)) == pytest.approx(ratio, abs=0.02)
+    # The record holds the printed figures unrounded.
+    record = json.loads((tmp_path / 'r.json').read_text())
+    for jobs, _, seconds, per_second in rows:
+        setting = record['settings'][jobs]
+        assert f'{setting["s_per_step"]:.3f}' == seconds
+        assert f'{setting["steps_per_s"]:.3f}' == per_second
+
+
+def test_benchmarks_page_shows_the_committed_throughput_records():
+    sys.path.insert(0, str(ROOT / 'tools/benchmarks'))
+    from jobs_throughput import MARKERS, PAGE, RECORDS, docs_table
+    records = [json.loads(p.read_text())
+               for p in sorted(RECORDS.glob('*.json'))]
+    assert {r['method'] for r in records} == {'lsskd', 'plain'}
+    block = '\n'.join([MARKERS[0], *docs_table(records), MARKERS[1]])
+    assert block in PAGE.read_text()
 
 
 def test_a_timed_run_that_fails_stops_the_benchmark(tiny_cifar100,

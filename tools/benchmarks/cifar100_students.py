@@ -3,10 +3,14 @@ import argparse
 from pathlib import Path
 
 
-def add_student_arguments(parser: argparse.ArgumentParser) -> None:
-    """The data folder and the student, as every such script takes them."""
+def add_student_arguments(parser: argparse.ArgumentParser,
+                          data_required: bool = True) -> None:
+    """The data folder and the student, as every such script takes them;
+    without ``data_required`` the folder may be left out (a script that
+    also writes its docs from a committed record needs no data for it)."""
     parser.add_argument(
-        'data', help='the cifar-100-python folder (train, test, meta)')
+        'data', nargs=None if data_required else '?',
+        help='the cifar-100-python folder (train, test, meta)')
     parser.add_argument(
         '--model', default='resnet20',
         help='a CIFAR-100 student with shipped configs (default resnet20)')

@@ -9,33 +9,49 @@ batches, each in a fresh process: ``--steps`` timed training steps after
 ``--warmup``, the runs of a round started together (a barrier), and
 ``--repeats`` rounds of the two settings interleaved. It prints each
 setting's median step time per run and the steps per second of the whole
-machine, and their ratio.
+machine, and their ratio; ``--out`` writes them to a JSON file, and
+``--update-docs`` writes docs/benchmarks.md's table from the committed
+records (one per method) without measuring.
 
 Example::
 
     python tools/benchmarks/jobs_throughput.py \\
         ../shared/data/cifar-100-python --method lsskd --jobs 2 \\
-        --channels-last --bf16
+        --channels-last --bf16 --out docs/results/jobs_throughput/lsskd.json
+    python tools/benchmarks/jobs_throughput.py --update-docs
 """
 import argparse
+import datetime
+import json
 import os
 import queue
 import statistics
+import sys
 import tempfile
 import time
 from multiprocessing import get_context
+from pathlib import Path
 
 import torch
 
+from mmlsskd.engine.optimizers import cpu_has_amx
 from mmlsskd.utils import reuse_freed_heap_memory
-from cifar100_students import add_student_arguments  # beside this script
-from training_efficiency import (CONFIGS, set_up_runner,  # beside this script
-                                 training_step)
+# Beside this script.
+from cifar100_students import add_student_arguments
+from cifar100_study_cost import cpu_model
+from cifar100_study_methods import ROOT
+from cifar100_study_report import write_block
+from training_efficiency import CONFIGS, set_up_runner, training_step
+
+# The committed records docs/benchmarks.md shows, and its block's markers.
+RECORDS = ROOT / 'docs/results/jobs_throughput'
+PAGE = ROOT / 'docs/benchmarks.md'
+MARKERS = ('<!-- jobs-throughput: begin -->', '<!-- jobs-throughput: end -->')
 
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    add_student_arguments(parser)
+    add_student_arguments(parser, data_required=False)
     parser.add_argument('--method', choices=list(CONFIGS), default='lsskd')
     parser.add_argument('--batch-size', type=int, default=64)
     parser.add_argument(
@@ -51,7 +67,17 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--channels-last', action='store_true')
     parser.add_argument('--bf16', action='store_true',
                         help='bfloat16 mixed precision (tools/train.py --amp)')
+    parser.add_argument('--out', help='write the figures to this JSON file')
+    parser.add_argument(
+        '--update-docs', action='store_true',
+        help='write docs/benchmarks.md\'s table from the records in '
+        f'{RECORDS.relative_to(ROOT)}/; measure nothing')
     args = parser.parse_args()
+    if args.update_docs:
+        return args
+    if args.data is None:
+        parser.error('the data folder is needed to measure (only '
+                     '--update-docs goes without it).')
     args.threads = args.threads or torch.get_num_threads()
     if not 1 < args.jobs <= args.threads:
         parser.error(f'--jobs must be between 2 and the threads '
@@ -116,8 +142,36 @@ def run_round(args: argparse.Namespace, jobs: int) -> list:
     return times
 
 
+def docs_table(records: list) -> list:
+    """Markdown lines of docs/benchmarks.md: one row per record."""
+    lines = []
+    for record in records:
+        lines += [f'- `{record["command"]}`: {record["device"]}, '
+                  f'{record["date"]}']
+    lines += [
+        '', '| method | layout | one run, all threads: s/step | runs at '
+        'once, a share of the threads each: s/step of each | steps of the '
+        'machine, runs at once / one run |', '|---|---|---|---|---|'
+    ]
+    for record in records:
+        one, many = (record['settings'][str(j)]
+                     for j in (1, record['jobs']))
+        lines.append(
+            f'| {record["model"]} {record["method"]} | {record["layout"]} '
+            f'| {one["s_per_step"]:.3f} ({record["threads"]} threads) | '
+            f'{many["s_per_step"]:.3f} ({record["jobs"]} runs, '
+            f'{many["threads_each"]} each) | '
+            f'{many["steps_per_s"] / one["steps_per_s"]:.2f} |')
+    return lines
+
+
 def main() -> None:
     args = parse_args()
+    if args.update_docs:
+        records = [json.loads(p.read_text())
+                   for p in sorted(RECORDS.glob('*.json'))]
+        write_block(PAGE, *MARKERS, docs_table(records))
+        return
     settings = (1, args.jobs)
     step_s = {jobs: [] for jobs in settings}
     for _ in range(args.repeats):
@@ -141,6 +195,23 @@ def main() -> None:
               f'{throughput[jobs]:.3f} |')
     print(f'\n{args.jobs} runs at once / one run: '
           f'{throughput[args.jobs] / throughput[1]:.2f} times the steps')
+    if args.out:
+        record = dict(
+            model=args.model, method=args.method, layout=layout,
+            batch_size=args.batch_size, threads=args.threads, jobs=args.jobs,
+            steps=args.steps, warmup=args.warmup, repeats=args.repeats,
+            device=f'{cpu_model()} ('
+            f'{torch.backends.cpu.get_cpu_capability()}'
+            f'{", AMX" if cpu_has_amx() else ""})',
+            torch=torch.__version__, date=datetime.date.today().isoformat(),
+            command=' '.join(['python tools/benchmarks/jobs_throughput.py',
+                              *sys.argv[1:]]),
+            settings={str(jobs): dict(
+                threads_each=args.threads // jobs,
+                s_per_step=statistics.median(step_s[jobs]),
+                steps_per_s=throughput[jobs]) for jobs in settings})
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(json.dumps(record, indent=1) + '\n')
 
 
 if __name__ == '__main__':

@@ -46,7 +46,9 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 import mmlsskd  # noqa: F401  (registers LSSKD's components)
 
-from cifar100_study_methods import ROOT  # beside this script
+# Beside this script.
+from cifar100_students import add_student_arguments
+from cifar100_study_methods import ROOT
 from cifar100_study_report import write_block
 from training_efficiency import (build_runner, ready_to_step, step_config,
                                  training_step)
@@ -60,12 +62,7 @@ MARKERS = ('<!-- op-count: begin -->', '<!-- op-count: end -->')
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    # As every student script takes them (cifar100_students.py), but the
-    # data may be left out to write the docs from the record.
-    parser.add_argument(
-        'data', nargs='?',
-        help='the cifar-100-python folder (train, test, meta)')
-    parser.add_argument('--model', default='resnet20')
+    add_student_arguments(parser, data_required=False)
     parser.add_argument('--batch-sizes', type=int, nargs=2, default=[16, 64])
     parser.add_argument(
         '--collate', default=None,
