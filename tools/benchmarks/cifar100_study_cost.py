@@ -151,14 +151,21 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+def device_name(threads: bool = True) -> str:
+    """What a measurement ran on, as the result files record it: the GPU,
+    or the CPU's model, its vector capability, AMX, and torch's threads."""
+    if torch.cuda.is_available():
+        return torch.cuda.get_device_name()
+    name = (f'{cpu_model()} ({torch.backends.cpu.get_cpu_capability()}'
+            f'{", AMX" if cpu_has_amx() else ""})')
+    return f'{name}, {torch.get_num_threads()} threads' if threads else name
+
+
 def main(argv=None) -> None:
     args = parse_args(argv)
     heap_reuse = reuse_freed_heap_memory()  # as tools/train.py trains
     figures = measure(args)
-    device = torch.cuda.get_device_name() if torch.cuda.is_available() \
-        else f'{cpu_model()} ({torch.backends.cpu.get_cpu_capability()}' \
-        f'{", AMX" if cpu_has_amx() else ""}), {torch.get_num_threads()} ' \
-        f'threads'
+    device = device_name()
     record = dict(
         model=args.model, fraction=args.fraction, precision=args.precision,
         reference=args.methods[0],

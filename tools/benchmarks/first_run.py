@@ -35,10 +35,8 @@ import torch
 
 # Beside this script.
 from cifar100_cpu_study import read_run
-from cifar100_study_cost import cpu_model
+from cifar100_study_cost import device_name
 from cifar100_study_report import write_block
-
-from mmlsskd.engine.optimizers.bf16_amp_optim_wrapper import cpu_has_amx
 
 ROOT = Path(__file__).resolve().parents[2]
 QUICK_CONFIG = 'configs/lsskd/lsskd_resnet20_1xb64-5e_cifar100-10pct.py'
@@ -75,10 +73,7 @@ def train(args: argparse.Namespace) -> dict:
         wall_s = time.perf_counter() - start
         run = read_run(Path(work_dir))
     last = run['curve'][-1]
-    device = (torch.cuda.get_device_name() if torch.cuda.is_available() else
-              f'{cpu_model()} ({torch.backends.cpu.get_cpu_capability()}'
-              f'{", AMX" if cpu_has_amx() else ""}), '
-              f'{torch.get_num_threads()} threads')
+    device = device_name()
     return dict(
         config=args.config,
         command=' '.join(['python tools/train.py', args.config,

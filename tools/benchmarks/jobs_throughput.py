@@ -34,11 +34,10 @@ from pathlib import Path
 
 import torch
 
-from mmlsskd.engine.optimizers import cpu_has_amx
 from mmlsskd.utils import reuse_freed_heap_memory
 # Beside this script.
 from cifar100_students import add_student_arguments
-from cifar100_study_cost import cpu_model
+from cifar100_study_cost import device_name
 from cifar100_study_methods import ROOT
 from cifar100_study_report import write_block
 from training_efficiency import CONFIGS, set_up_runner, training_step
@@ -200,9 +199,7 @@ def main() -> None:
             model=args.model, method=args.method, layout=layout,
             batch_size=args.batch_size, threads=args.threads, jobs=args.jobs,
             steps=args.steps, warmup=args.warmup, repeats=args.repeats,
-            device=f'{cpu_model()} ('
-            f'{torch.backends.cpu.get_cpu_capability()}'
-            f'{", AMX" if cpu_has_amx() else ""})',
+            device=device_name(threads=False),
             torch=torch.__version__, date=datetime.date.today().isoformat(),
             command=' '.join(['python tools/benchmarks/jobs_throughput.py',
                               *sys.argv[1:]]),

@@ -33,12 +33,10 @@ import mmlsskd  # noqa: F401
 from mmlsskd.engine import PastPredictionStore
 
 # Beside this script.
-from cifar100_study_cost import cpu_model
+from cifar100_study_cost import device_name
 from cifar100_study_methods import ROOT
 from cifar100_study_report import write_block
 from interleaved_timing import interleaved_medians
-
-from mmlsskd.engine.optimizers import cpu_has_amx
 
 DATASETS = {
     # name: (training samples, classes, batch per step)
@@ -183,9 +181,7 @@ def main() -> None:
     record = dict(
         config=args.config, branches=args.branches, views=args.views,
         sample_rows=args.sample_rows, repeats=args.repeats,
-        device=f'{cpu_model()} ({torch.backends.cpu.get_cpu_capability()}'
-        f'{", AMX" if cpu_has_amx() else ""}), {torch.get_num_threads()} '
-        f'threads', torch=torch.__version__,
+        device=device_name(), torch=torch.__version__,
         date=datetime.date.today().isoformat(),
         command=' '.join(['python tools/benchmarks/past_prediction_store.py',
                           *sys.argv[1:]]),
