@@ -643,7 +643,7 @@ def test_the_docs_show_what_the_committed_result_files_say(epochs,
     from cifar100_study_methods import LABELS, load_results
     from cifar100_study_report import (BY_SEED, PAST, RESULTS_PAGE,
                                        SUMMARY, TABLE, VERDICT,
-                                       by_seed_table, markers,
+                                       lead_by_seed_table, markers,
                                        past_prediction_table, report)
     args = argparse.Namespace(
         model='resnet20', fraction=0.2, epochs=epochs, holdout=0.0,
@@ -671,7 +671,7 @@ def test_the_docs_show_what_the_committed_result_files_say(epochs,
         '*.json') if regime + 'seed' in p.name]
     assert len(past) - 2 * bool(measured) == len(measured)
     assert block(PAST, past) in results_page
-    assert block(BY_SEED, by_seed_table(args, results)) in results_page
+    assert block(BY_SEED, lead_by_seed_table(args, results)) in results_page
 
 
 def test_by_seed_table_by_hand():
@@ -679,7 +679,7 @@ def test_by_seed_table_by_hand():
     phases of a 12-epoch schedule (first drop after epoch 8): evaluations
     at epochs 4 and 8 before it, 12 after."""
     sys.path.insert(0, str(ROOT / 'tools/benchmarks'))
-    from cifar100_study_report import by_seed_table
+    from cifar100_study_report import lead_by_seed_table
 
     def run(seed, curve):
         return dict(seed=seed, last=dict(top1=curve[-1]), curve=[
@@ -691,7 +691,7 @@ def test_by_seed_table_by_hand():
         lsskd=[run(0, [9.0, 23.5, 32.25]), run(2, [1.0, 2.0, 3.0])])
     args = argparse.Namespace(
         epochs=12, results_dir=str(ROOT / 'docs/results/cifar100_study'))
-    lines = by_seed_table(args, results)
+    lines = lead_by_seed_table(args, results)
     assert 'first drops after epoch 8' in lines[0]
     # Seed 2 has no cross-entropy run to pair with.
     assert lines[4:] == [

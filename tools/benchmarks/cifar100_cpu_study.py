@@ -60,7 +60,7 @@ from cifar100_students import add_student_arguments, local_cifar100
 from cifar100_study_methods import (DERIVED, METHODS, OVERRIDES, PRECISIONS,
                                     ROOT, load_results, result_path,
                                     scaled_milestones)
-from cifar100_study_report import (by_seed_table, past_prediction_table,
+from cifar100_study_report import (lead_by_seed_table, past_prediction_table,
                                    plot, report, update_docs)
 
 
@@ -720,7 +720,7 @@ def main() -> None:
     plot(results, plot_path)
     table_block, verdict_block, summary_block = report(args, results)
     past_block = past_prediction_table(args, results)
-    by_seed_block = by_seed_table(args, results)
+    by_seed_block = lead_by_seed_table(args, results)
     print('\n' + '\n'.join(table_block) + '\n\n' + '\n'.join(verdict_block))
     if past_block:
         print('\n' + '\n'.join(past_block))

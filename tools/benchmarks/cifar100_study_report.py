@@ -448,7 +448,7 @@ def past_prediction_table(args: argparse.Namespace, results: dict) -> list:
     ] + rows
 
 
-def by_seed_table(args: argparse.Namespace, results: dict) -> list:
+def lead_by_seed_table(args: argparse.Namespace, results: dict) -> list:
     """Markdown lines: every method against cross-entropy at each seed
     both ran, at the last epoch and over the schedule (while the first
     learning rate lasts, and after its first drop), from the curves the
