@@ -34,7 +34,6 @@ Example::
 import argparse
 import datetime
 import json
-import platform
 import sys
 import tempfile
 from pathlib import Path
@@ -42,12 +41,12 @@ from pathlib import Path
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from mmlsskd.engine.optimizers.bf16_amp_optim_wrapper import cpu_has_amx
 from mmlsskd.utils import reuse_freed_heap_memory
 # Beside this script.
 import cifar100_cpu_study as study
 from cifar100_study_compute import cost_path, cost_table
 from cifar100_study_methods import PRECISIONS
+from device_info import device_name
 from interleaved_timing import interleaved_medians
 from training_efficiency import (build_runner, ready_to_step,
                                  step_peak_memory, training_step,
@@ -138,27 +137,6 @@ def measure(args: argparse.Namespace) -> dict:
             store_mb=store[method] / 2**20)
         for method in names
     }
-
-
-def cpu_model() -> str:
-    """The CPU's model name, as lscpu reports it."""
-    try:
-        for line in Path('/proc/cpuinfo').read_text().splitlines():
-            if line.startswith('model name'):
-                return line.split(':', 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def device_name(threads: bool = True) -> str:
-    """What a measurement ran on, as the result files record it: the GPU,
-    or the CPU's model, its vector capability, AMX, and torch's threads."""
-    if torch.cuda.is_available():
-        return torch.cuda.get_device_name()
-    name = (f'{cpu_model()} ({torch.backends.cpu.get_cpu_capability()}'
-            f'{", AMX" if cpu_has_amx() else ""})')
-    return f'{name}, {torch.get_num_threads()} threads' if threads else name
 
 
 def main(argv=None) -> None:

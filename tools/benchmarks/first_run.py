@@ -35,7 +35,7 @@ import torch
 
 # Beside this script.
 from cifar100_cpu_study import read_run
-from cifar100_study_cost import device_name
+from device_info import device_name
 from cifar100_study_report import write_block
 
 ROOT = Path(__file__).resolve().parents[2]

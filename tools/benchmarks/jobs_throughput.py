@@ -37,9 +37,9 @@ import torch
 from mmlsskd.utils import reuse_freed_heap_memory
 # Beside this script.
 from cifar100_students import add_student_arguments
-from cifar100_study_cost import device_name
 from cifar100_study_methods import ROOT
 from cifar100_study_report import write_block
+from device_info import device_name
 from training_efficiency import CONFIGS, set_up_runner, training_step
 
 # The committed records docs/benchmarks.md shows, and its block's markers.

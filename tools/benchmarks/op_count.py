@@ -34,12 +34,10 @@ import argparse
 import collections
 import datetime
 import json
-import sys
 import tempfile
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from torch.optim.optimizer import (register_optimizer_step_post_hook,
                                    register_optimizer_step_pre_hook)
 from torch.utils._python_dispatch import TorchDispatchMode
@@ -50,6 +48,7 @@ import mmlsskd  # noqa: F401  (registers LSSKD's components)
 from cifar100_students import add_student_arguments
 from cifar100_study_methods import ROOT
 from cifar100_study_report import write_block
+from official_hsakd import command_line, official_steps
 from training_efficiency import (build_runner, ready_to_step, step_config,
                                  training_step)
 
@@ -136,52 +135,6 @@ def our_step(name: str, batch_size: int, args: argparse.Namespace,
     return training_step(runner, next(iter(runner.train_dataloader)))
 
 
-def official_steps(root: str, batch_size: int) -> dict:
-    """The official code's training steps on a random batch of
-    ``batch_size`` uint8 CIFAR images, as its training loops run them
-    (the per-step accuracy bookkeeping left out, as ours logs in windows)."""
-    sys.path.insert(0, root)
-    import models  # the official code's package
-
-    device = 'cuda' if torch.cuda.is_available() else 'cpu'
-    images = torch.randint(0, 256, (batch_size, 3, 32, 32), dtype=torch.uint8)
-    targets = torch.randint(0, 100, (batch_size, ))
-
-    def plain_step(net, optimizer):
-        # train_baseline_cifar.py
-        inputs, target = images.float().to(device), targets.to(device)
-        optimizer.zero_grad()
-        loss = F.cross_entropy(net(inputs), target)
-        loss.backward()
-        optimizer.step()
-
-    def views_step(net, optimizer):
-        # train_teacher_cifar.py: four rotations, joint labels, a CE per
-        # joint-label classifier and one on the unrotated views.
-        inputs, target = images.float().to(device), targets.to(device)
-        size = inputs.shape[1:]
-        inputs = torch.stack([torch.rot90(inputs, k, (2, 3))
-                              for k in range(4)], 1).view(-1, *size)
-        labels = torch.stack([target * 4 + i for i in range(4)], 1).view(-1)
-        optimizer.zero_grad()
-        logits, ss_logits = net(inputs, grad=True)
-        loss = sum(F.cross_entropy(x, labels) for x in ss_logits)
-        loss = loss + F.cross_entropy(logits[0::4], target)
-        loss.backward()
-        optimizer.step()
-
-    steps = {}
-    for name, arch, step in (('official HSSAKD: plain', 'resnet20',
-                              plain_step),
-                             ('official HSSAKD: 4 views + 3 joint-label '
-                              'heads', 'resnet20_aux', views_step)):
-        net = getattr(models, arch)(num_classes=100).to(device).train()
-        optimizer = torch.optim.SGD(net.parameters(), lr=0.05, momentum=0.9,
-                                    weight_decay=5e-4, nesterov=True)
-        steps[name] = (lambda n=net, o=optimizer, s=step: s(n, o))
-    return steps
-
-
 def report(record: dict) -> list:
     """Markdown lines of a record: the counts per step and batch size, what
     grows with the batch, and ours over the official steps'."""
@@ -216,14 +169,6 @@ def report(record: dict) -> list:
     return lines
 
 
-def command_line() -> str:
-    """This run's command, with the checkout's path left out."""
-    words = sys.argv[1:]
-    if '--hsakd' in words:
-        words[words.index('--hsakd') + 1] = 'PATH/TO/HSAKD'
-    return ' '.join(['python tools/benchmarks/op_count.py', *words])
-
-
 def main() -> None:
     args = parse_args()
     if args.update_docs:
@@ -239,13 +184,14 @@ def main() -> None:
                 rows[f'ours: {name}'][batch_size] = counter
                 by_op[f'ours: {name}, batch {batch_size}'] = counter
             if args.hsakd:
-                for name, step in official_steps(args.hsakd,
-                                                 batch_size).items():
+                for name, step in official_steps(
+                        args.hsakd, batch_size, args.model).items():
                     rows[name][batch_size] = count(step)
 
     record = dict(
         model=args.model, torch=torch.__version__,
-        date=datetime.date.today().isoformat(), command=command_line(),
+        date=datetime.date.today().isoformat(),
+        command=command_line('tools/benchmarks/op_count.py'),
         collate=(f'collate_fn {args.collate}' if args.collate else
                  "the config's collate_fn"),
         batch_sizes=args.batch_sizes,

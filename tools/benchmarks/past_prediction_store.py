@@ -33,9 +33,9 @@ import mmlsskd  # noqa: F401
 from mmlsskd.engine import PastPredictionStore
 
 # Beside this script.
-from cifar100_study_cost import device_name
 from cifar100_study_methods import ROOT
 from cifar100_study_report import write_block
+from device_info import device_name
 from interleaved_timing import interleaved_medians
 
 DATASETS = {
