@@ -166,17 +166,6 @@ def test_the_readme_states_no_measured_figure_by_hand():
     assert decimals <= {'2506.07055', '3.11', '-2.0'}, decimals
 
 
-# Sections whose measured figures are not yet generated or tied to a
-# committed file: benchmarks.md transcribes timings from earlier sessions,
-# on other CPUs too, whose outputs were never committed. Its figures name
-# their command and machine; redoing them needs an idle machine, and the
-# bfloat16 rows the CPUs they ran on.
-NOT_YET_SOURCED = {
-    'docs/benchmarks.md': {
-        'What a bounded store costs in accuracy', 'Training efficiency',
-        'bfloat16 on the CPU', 'Measurements'
-    }
-}
 GENERATED = re.compile(r'<!-- ([\w .,+-]+): begin -->.*?<!-- \1: end -->',
                        re.S)
 FIGURE = re.compile(r'(?<![\w.])(?<![A-Za-z]-)\d+\.\d+(?![\w.]*\d)')
@@ -222,11 +211,11 @@ def section_files(section: str) -> list:
     return files
 
 
-def unsourced_figures(page: Path, settings: set, skip=()) -> list:
+def unsourced_figures(page: Path, settings: set) -> list:
     """The figures of ``page`` outside its generated blocks and code that
     none of its generated blocks (to the figure's decimals), no setting
     and no result file named in their section holds, each with the words
-    before it. Sections headed by a title in ``skip`` are left out."""
+    before it."""
     generated = {
         float(figure) for block in GENERATED.finditer(page.read_text())
         for figure in FIGURE.findall(block.group())
@@ -236,8 +225,6 @@ def unsourced_figures(page: Path, settings: set, skip=()) -> list:
     text = re.sub(r'<!--.*?-->', '', text, flags=re.S)
     unsourced = []
     for section in re.split(r'\n(?=#+ )', text):
-        if section.split('\n')[0].lstrip('# ') in skip:
-            continue
         recorded = set().union(*map(numbers_of, section_files(section)))
         prose = re.sub(r'\]\([^)]*\)', ']', re.sub(r'`[^`]*`', '', section))
         for match in FIGURE.finditer(prose):
@@ -265,15 +252,10 @@ def test_every_figure_in_the_docs_has_a_source():
                    *(ROOT / 'mmlsskd').rglob('*.py')]:
         settings |= set(FIGURE.findall(source.read_text()))
     unsourced = {
-        str(p.relative_to(ROOT)): unsourced_figures(
-            p, settings, NOT_YET_SOURCED.get(str(p.relative_to(ROOT)), ()))
+        str(p.relative_to(ROOT)): unsourced_figures(p, settings)
         for p in pages
     }
     assert not {p: f for p, f in unsourced.items() if f}
-    # Each section left out is still on its page.
-    for page, sections in NOT_YET_SOURCED.items():
-        headings = re.findall(r'^#+ (.+)$', (ROOT / page).read_text(), re.M)
-        assert sections <= set(headings), page
 
 
 def test_the_figure_check_finds_a_typed_figure(tmp_path):

@@ -169,6 +169,32 @@ def test_label_smoothing_is_read_against_ce_and_lsskd(tmp_path):
             'of 3 seeds, no verdict yet.') in smoothing
 
 
+def test_bfloat16_is_set_against_float32_where_both_ran(tmp_path):
+    """At a length trained in both precisions each bfloat16 run is placed
+    against float32's seeds (within their range or outside it) and paired
+    with float32's run of its seed."""
+    from cifar100_study_compute import precision_block
+    results = tmp_path / 'results'
+    results.mkdir()
+    for seed, top1 in ((0, 25.0), (1, 26.0), (2, 27.0)):
+        for method, shift in (('ce', 0.0), ('lsskd', -1.0)):
+            (results / f'{method}_resnet20_0.2frac_12e_seed{seed}.json'
+             ).write_text(json.dumps(dict(
+                 method=method, seed=seed, precision='fp32',
+                 last=dict(top1=top1 + shift))))
+    write_results(results, 12, [fake('ce', 0, 25.5), fake('lsskd', 0, 20.0)])
+    lines = precision_block(compute_args(results, tmp_path / 'none.json'),
+                            12)
+    assert '| 0 | 25.00 | 25.50 | 24.00 | 20.00 |' in lines
+    assert '| mean ± std | 26.00 ± 1.00 | - | 25.00 ± 1.00 | - |' in lines
+    assert lines[-2:] == [
+        "- Cross-entropy, bfloat16, seed 0: 25.50, within float32's 3 seeds "
+        '(25.00 to 27.00); minus float32 at that seed: +0.50.',
+        "- LSSKD (paper), bfloat16, seed 0: 20.00, outside float32's 3 "
+        'seeds (24.00 to 26.00); minus float32 at that seed: -4.00.'
+    ]
+
+
 def test_a_cost_table_gives_every_figure_beside_its_ratio():
     from cifar100_study_compute import cost_table
     lines = cost_table(cost_record())
@@ -191,6 +217,12 @@ def test_the_docs_show_what_the_committed_files_say():
         assert '\n'.join([begin, *lines, end]) in page, name
         if name == COST:
             assert '\n'.join([begin, *lines, end]) in COST_PAGE.read_text()
+    # bfloat16 against float32, on the benchmarks page.
+    from cifar100_study_compute import (BENCHMARKS_PAGE, LENGTHS,
+                                        PRECISION_CHECK, precision_block)
+    begin, end = markers(PRECISION_CHECK, args)
+    block = '\n'.join([begin, *precision_block(args, LENGTHS[0][0]), end])
+    assert block in BENCHMARKS_PAGE.read_text()
     # The model-zoo pages of the config folders.
     from cifar100_study_compute import ZOO, ZOO_MARKERS, zoo_table
     for folder, methods in ZOO.items():

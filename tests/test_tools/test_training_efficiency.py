@@ -17,7 +17,7 @@ def test_benchmark_prints_every_candidate_and_the_flop_ratio(
         sys.executable, 'tools/benchmarks/training_efficiency.py',
         str(tiny_cifar100 / 'cifar-100-python'), '--model', 'resnet20',
         '--batch-size', '4', '--repeats', '1', '--warmup', '0',
-        '--channels-last'
+        '--channels-last', '--out', str(tmp_path / 'record.json')
     ], tmp_path)
     rows = [line for line in out.splitlines() if line.startswith('| ')]
     assert [row.split(' | ')[0] for row in rows[1:]] == [
@@ -32,6 +32,106 @@ def test_benchmark_prints_every_candidate_and_the_flop_ratio(
     assert re.search(r'LSSKD efficiency .* = \d+\.\d\d$', out, re.M)
     for part in ('store', 'targets'):
         assert re.search(rf'share of the LSSKD step in {part}: \d', out)
+    # The record holds what was printed, and the docs' row is its figures.
+    sys.path.insert(0, str(ROOT / 'tools/benchmarks'))
+    from training_efficiency import efficiency_table, report
+    record = json.loads((tmp_path / 'record.json').read_text())
+    assert '\n'.join(report(record)) in out
+    assert record['command'].endswith('--out ' + str(tmp_path /
+                                                     'record.json'))
+    seconds = record['seconds']
+    row = efficiency_table([record])[-1].strip('| ').split(' | ')
+    assert row[:3] == [
+        'resnet20', '9.25', f'{seconds["LSSKD"] / seconds["plain"]:.2f} '
+        f'({seconds["LSSKD"]:.3f} s / {seconds["plain"]:.3f} s)'
+    ]
+    assert row[4] == 'no 4-view network there'
+
+
+FAKE_HSAKD = '''
+import torch
+from torch import nn
+
+
+class Plain(nn.Module):
+    def __init__(self, num_classes):
+        super().__init__()
+        self.fc = nn.Linear(3 * 32 * 32, num_classes)
+
+    def forward(self, x):
+        return self.fc(x.flatten(1))
+
+
+class Auxiliary(Plain):
+    """A joint-label head (4 x the classes) per stage, three stages."""
+    def __init__(self, num_classes):
+        super().__init__(num_classes)
+        self.heads = nn.ModuleList(
+            nn.Linear(3 * 32 * 32, 4 * num_classes) for _ in range(3))
+
+    def forward(self, x, grad=False):
+        assert grad
+        return self.fc(x.flatten(1)), [h(x.flatten(1)) for h in self.heads]
+
+
+def resnet20(num_classes):
+    return Plain(num_classes)
+
+
+def resnet20_aux(num_classes):
+    return Auxiliary(num_classes)
+'''
+
+
+def test_the_official_steps_are_timed_beside_ours(tiny_cifar100, tmp_path):
+    """With --hsakd the official plain and 4-view steps are timed in the
+    same rounds, the checkout's path is not recorded, and the official
+    FLOP ratio is the checkout's own arithmetic: here a linear classifier
+    over the four views plus three heads of four times the classes on
+    each, 4 + 3 x 4 x 4 = 52 plain forwards."""
+    checkout = tmp_path / 'HSAKD'
+    (checkout / 'models').mkdir(parents=True)
+    (checkout / 'models/__init__.py').write_text(FAKE_HSAKD)
+    run([
+        sys.executable, 'tools/benchmarks/training_efficiency.py',
+        str(tiny_cifar100 / 'cifar-100-python'), '--model', 'resnet20',
+        '--batch-size', '4', '--repeats', '1', '--warmup', '0', '--hsakd',
+        str(checkout), '--out', str(tmp_path / 'record.json')
+    ], tmp_path)
+    record = json.loads((tmp_path / 'record.json').read_text())
+    assert record['official_flop_ratio'] == 52
+    assert '--hsakd PATH/TO/HSAKD' in record['command']
+    assert str(checkout) not in json.dumps(record)
+    sys.path.insert(0, str(ROOT / 'tools/benchmarks'))
+    from official_hsakd import PLAIN, VIEWS
+    from training_efficiency import efficiency_table
+    seconds = record['seconds']
+    official = seconds[VIEWS] / seconds[PLAIN] / 52
+    assert efficiency_table([record])[-1].split(' | ')[4] == \
+        f'{official:.2f} (FLOP ratio 52.00)'
+    # A student the official code has no 4-view network for is refused
+    # before anything is timed.
+    out = run([
+        sys.executable, 'tools/benchmarks/training_efficiency.py',
+        str(tiny_cifar100 / 'cifar-100-python'), '--model', 'resnet18',
+        '--hsakd', str(checkout)
+    ], tmp_path, succeed=False)
+    assert 'no 4-view (_aux) network for resnet18' in out
+
+
+def test_benchmarks_page_shows_the_committed_efficiency_records():
+    """docs/benchmarks.md's efficiency and bfloat16 tables are the
+    committed records' (training_efficiency.py --update-docs)."""
+    sys.path.insert(0, str(ROOT / 'tools/benchmarks'))
+    from training_efficiency import (BF16_MARKERS, EFFICIENCY_MARKERS, PAGE,
+                                     bf16_table, efficiency_table,
+                                     load_records)
+    records = load_records()
+    assert {r['model'] for r in records} >= {'resnet20', 'wrn16-2'}
+    page = PAGE.read_text()
+    for markers, table in ((EFFICIENCY_MARKERS, efficiency_table),
+                           (BF16_MARKERS, bf16_table)):
+        assert '\n'.join([markers[0], *table(records), markers[1]]) in page
 
 
 def test_bf16_candidates_are_timed_beside_float32(tiny_cifar100,

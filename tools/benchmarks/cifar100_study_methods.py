@@ -43,12 +43,21 @@ METHODS = {
 # put off the label; 0.8 is alpha_T, the last epoch's. PS-KD with a uniform
 # past prediction is the exact control: label smoothing ramped as alpha_t.
 SMOOTHING_VALUES = (0.4, 0.8)
+STORE_FP16_TOP32 = {'custom_hooks.0.store.dtype': 'float16',
+                    'custom_hooks.0.store.topk': 32}
 DIAGNOSTICS = {
     **{
         f'lbs-{value}': ('lbs', {'model.head.loss.label_smooth_val': value})
         for value in SMOOTHING_VALUES
     },
     'pskd-uniform': ('pskd', {'model.past_prediction': 'uniform'}),
+    # What bounding the past-prediction store costs in accuracy: float16
+    # top-32 (the ImageNet config's store), then also only the unrotated
+    # view's branch distributions, against LSSKD's dense float32 store.
+    'lsskd-store-fp16-top32': ('lsskd', STORE_FP16_TOP32),
+    'lsskd-store-fp16-top32-unrotated':
+    ('lsskd', {**STORE_FP16_TOP32,
+               'custom_hooks.0.store.branch_views': 'unrotated'}),
 }
 OVERRIDES = {method: options for method, (_, options) in DIAGNOSTICS.items()}
 METHODS.update(
@@ -79,6 +88,9 @@ LABELS = dict(
             for value in SMOOTHING_VALUES
         },
         'pskd-uniform': 'PS-KD, uniform past prediction (diagnostic)',
+        'lsskd-store-fp16-top32': 'LSSKD, float16 top-32 store (diagnostic)',
+        'lsskd-store-fp16-top32-unrotated':
+        'LSSKD, float16 top-32 store, unrotated view only (diagnostic)',
     })
 # Runs that explain a result rather than offer a method to choose: the
 # README's summary leaves them to docs/results.md.

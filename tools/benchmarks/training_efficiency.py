@@ -20,16 +20,27 @@ training step. With ``--channels-last`` it also times plain and LSSKD
 training in that memory format, and with ``--bf16`` in bfloat16 mixed
 precision (what ``tools/train.py --amp`` trains with without a GPU).
 
+With ``--hsakd PATH`` (a checkout of the official HSSAKD code) it times the
+official code's plain and 4-view steps in the same interleaved rounds and
+gives their efficiency as the reference (``official_hsakd.py``).
+
 Like ``tools/train.py`` it keeps freed tensor memory on the heap when it
 trains on the CPU (``mmlsskd.utils.reuse_freed_heap_memory``);
 ``--glibc-default`` measures with glibc's malloc defaults instead.
+
+The figures go to ``--out`` (a JSON record); ``--update-docs`` writes
+docs/benchmarks.md's tables from the committed records under
+docs/results/training_efficiency/ without measuring anything.
 
 Example::
 
     python tools/benchmarks/training_efficiency.py \\
         ../shared/data/cifar-100-python --model resnet20 --batch-size 64
+    python tools/benchmarks/training_efficiency.py --update-docs
 """
 import argparse
+import datetime
+import json
 import tempfile
 from pathlib import Path
 from typing import Optional
@@ -45,11 +56,22 @@ from mmlsskd.engine.optimizers import cpu_runs_bf16_natively
 from mmlsskd.models.utils import progressive_targets
 from mmlsskd.utils import reuse_freed_heap_memory
 
-from cifar100_students import (add_student_arguments,  # beside this script
-                               local_cifar100)
-from interleaved_timing import interleaved_medians  # beside this script
+# Beside this script.
+from cifar100_students import add_student_arguments, local_cifar100
+from cifar100_study_report import write_block
+from device_info import device_name
+from interleaved_timing import interleaved_medians
+from official_hsakd import ARCHS as OFFICIAL_ARCHS
+from official_hsakd import (PLAIN, VIEWS, command_line, official_flop_ratio,
+                            official_steps)
 
 ROOT = Path(__file__).resolve().parents[2]
+# The committed records docs/benchmarks.md shows, and its blocks' markers.
+RECORDS = ROOT / 'docs/results/training_efficiency'
+PAGE = ROOT / 'docs/benchmarks.md'
+EFFICIENCY_MARKERS = ('<!-- training-efficiency: begin -->',
+                      '<!-- training-efficiency: end -->')
+BF16_MARKERS = ('<!-- bf16-steps: begin -->', '<!-- bf16-steps: end -->')
 CONFIGS = {
     'plain': 'configs/baselines/{model}_1xb64-240e_cifar100.py',
     'pskd': 'configs/pskd/pskd_{model}_1xb64-240e_cifar100.py',
@@ -80,7 +102,7 @@ BF16_CHANNELS_LAST = {
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    add_student_arguments(parser)
+    add_student_arguments(parser, data_required=False)
     parser.add_argument('--batch-size', type=int, default=64)
     parser.add_argument('--repeats', type=int, default=10)
     parser.add_argument('--warmup', type=int, default=2)
@@ -97,7 +119,26 @@ def parse_args() -> argparse.Namespace:
         help='also time plain and LSSKD training in bfloat16 mixed '
         'precision (BF16AmpOptimWrapper, what tools/train.py --amp uses '
         'without a GPU), in every memory format timed')
+    parser.add_argument(
+        '--hsakd', default=None,
+        help='a checkout of the official HSSAKD code (winycg/HSAKD): time '
+        'its plain and 4-view training steps in the same rounds, the '
+        'reference efficiency')
+    parser.add_argument('--out', help='write the figures to this JSON file')
+    parser.add_argument(
+        '--update-docs', action='store_true',
+        help=f"write docs/benchmarks.md's tables from the records under "
+        f'{RECORDS.relative_to(ROOT)}/; measure nothing')
     args = parser.parse_args()
+    if args.update_docs:
+        return args
+    if args.data is None:
+        parser.error('the data folder is needed to measure (only '
+                     '--update-docs goes without it).')
+    if args.hsakd and args.model not in OFFICIAL_ARCHS:
+        parser.error(f'the official HSSAKD code has no 4-view (_aux) '
+                     f'network for {args.model}; compare one of '
+                     f'{", ".join(OFFICIAL_ARCHS)}, or leave out --hsakd.')
     if args.bf16 and not cpu_runs_bf16_natively():
         # Still a measurement worth having (it is what --amp refuses), but
         # one that takes many times longer than the float32 steps.
@@ -319,9 +360,9 @@ def candidate_step(name: str, args: argparse.Namespace, work_dir: str):
     return runner, batch, training_step(runner, batch)
 
 
-def main() -> None:
-    args = parse_args()
-    heap_reuse = not args.glibc_default and reuse_freed_heap_memory()
+def measure(args: argparse.Namespace) -> dict:
+    """Time every candidate step, interleaved, and count what the record
+    holds: the forwards' FLOPs, each step's peak memory, the store."""
     names = list(CANDIDATES) + (list(CHANNELS_LAST)
                                 if args.channels_last else [])
     if args.bf16:
@@ -339,53 +380,187 @@ def main() -> None:
         }
         runs['store'] = store_work(runners['LSSKD'], batch)
         runs['targets'] = target_work(runners['LSSKD'], batch)
+        if args.hsakd:
+            runs.update(official_steps(args.hsakd, args.batch_size,
+                                       args.model))
         seconds = interleaved_medians(runs, args.repeats, args.warmup)
         memory = {name: step_peak_memory(runs[name]) for name in names}
-        store_bytes = runners['LSSKD'].model._past_predictions.nbytes
+        store = runners['LSSKD'].model._past_predictions
+    figures = dict(
+        steps=names, seconds=seconds,
+        peak_step_mb={name: memory[name] / 2**20 for name in names},
+        forward_gflops={name: f / 1e9 for name, f in flops.items()},
+        num_views=runners['LSSKD'].model.num_views,
+        store_mb=store.nbytes / 2**20, store_samples=store.num_samples)
+    if args.hsakd:
+        figures['official_flop_ratio'] = official_flop_ratio(
+            args.hsakd, args.model)
+    return figures
 
-    num_views = runners['LSSKD'].model.num_views
-    device = 'GPU' if torch.cuda.is_available() else (
-        f'CPU, {torch.get_num_threads()} threads, '
-        f'{"heap reuse" if heap_reuse else "glibc malloc defaults"}')
-    print(f'\n{args.model}, batch {args.batch_size}, {num_views} views, '
-          f'{device}; medians of {args.repeats} interleaved repeats\n')
-    print('| step | s/step | x plain | peak step memory (MB) |')
-    print('|---|---|---|---|')
-    for name in names:
-        print(f'| {name} | {seconds[name]:.4f} | '
-              f'{seconds[name] / seconds["plain"]:.2f} | '
-              f'{memory[name] / 2**20:.0f} |')
-    time_ratio = seconds['LSSKD'] / seconds['plain']
-    flop_ratio = flops['LSSKD'] / flops['plain']
-    kview_ratio = seconds['plain, K views'] / seconds['plain']
-    print(f'\npeak step memory: tensors a step allocates beyond those '
-          f'alive before it; LSSKD also keeps its past-prediction store, '
-          f'{store_bytes / 2**20:.0f} MB of host memory for the '
-          f'{runners["LSSKD"].model._past_predictions.num_samples} '
-          f'training images')
-    print(f'forward FLOPs: plain {flops["plain"] / 1e9:.3f} G, LSSKD '
-          f'{flops["LSSKD"] / 1e9:.3f} G, ratio {flop_ratio:.2f}')
-    print(f'LSSKD efficiency (time ratio / FLOP ratio): '
-          f'{time_ratio:.2f} / {flop_ratio:.2f} = '
-          f'{time_ratio / flop_ratio:.2f}')
-    print(f'K-view floor efficiency: {kview_ratio:.2f} / {num_views} = '
-          f'{kview_ratio / num_views:.2f}')
+
+def efficiency(record: dict) -> dict:
+    """The ratios the record's figures give: LSSKD's step and FLOP ratios
+    to plain training, its efficiency (their quotient), the K-view floor's,
+    the official code's, and the store's and targets' shares of the
+    step."""
+    seconds = record['seconds']
+    flops = record['forward_gflops']
+    ratios = dict(
+        time=seconds['LSSKD'] / seconds['plain'],
+        flops=flops['LSSKD'] / flops['plain'],
+        floor=seconds['plain, K views'] / seconds['plain'] /
+        record['num_views'],
+        store=100 * seconds['store'] / seconds['LSSKD'],
+        targets=100 * seconds['targets'] / seconds['LSSKD'])
+    ratios['efficiency'] = ratios['time'] / ratios['flops']
+    if 'official_flop_ratio' in record:
+        ratios['official'] = (seconds[VIEWS] / seconds[PLAIN] /
+                              record['official_flop_ratio'])
+    return ratios
+
+
+def report(record: dict) -> list:
+    """Lines of the printed report of one record."""
+    seconds, memory = record['seconds'], record['peak_step_mb']
+    ratios = efficiency(record)
+    lines = [
+        f'{record["model"]}, batch {record["batch_size"]}, '
+        f'{record["num_views"]} views, {record["device"]}, '
+        f'{record["allocator"]}; medians of {record["repeats"]} interleaved '
+        f'repeats', '', '| step | s/step | x plain | peak step memory (MB) |',
+        '|---|---|---|---|'
+    ]
+    for name in record['steps']:
+        lines.append(f'| {name} | {seconds[name]:.4f} | '
+                     f'{seconds[name] / seconds["plain"]:.2f} | '
+                     f'{memory[name]:.0f} |')
+    flops = record['forward_gflops']
+    lines += [
+        '', f'peak step memory: tensors a step allocates beyond those alive '
+        f'before it; LSSKD also keeps its past-prediction store, '
+        f'{record["store_mb"]:.0f} MB for the {record["store_samples"]} '
+        f'training images',
+        f'forward FLOPs: plain {flops["plain"]:.3f} G, LSSKD '
+        f'{flops["LSSKD"]:.3f} G, ratio {ratios["flops"]:.2f}',
+        f'LSSKD efficiency (time ratio / FLOP ratio): '
+        f'{ratios["time"]:.2f} / {ratios["flops"]:.2f} = '
+        f'{ratios["efficiency"]:.2f}',
+        f'K-view floor efficiency: {ratios["floor"]:.2f}'
+    ]
+    if 'official' in ratios:
+        lines.append(f'official HSSAKD efficiency (4-view step / plain step '
+                     f'/ FLOP ratio {record["official_flop_ratio"]:.2f}): '
+                     f'{ratios["official"]:.2f}')
     for part in ('store', 'targets'):
-        print(f'share of the LSSKD step in {part}: '
-              f'{100 * seconds[part] / seconds["LSSKD"]:.2f} %')
-    if args.channels_last:
-        for name in ('plain', 'LSSKD'):
+        lines.append(f'share of the LSSKD step in {part}: '
+                     f'{ratios[part]:.2f} %')
+    for name in ('plain', 'LSSKD'):
+        if f'{name}, channels-last' in seconds:
             ratio = seconds[f'{name}, channels-last'] / seconds[name]
-            print(f'{name}: channels-last / contiguous step time: '
-                  f'{ratio:.2f}')
-    if args.bf16:
-        layouts = [''] + [', channels-last'] * args.channels_last
-        for name in ('plain', 'LSSKD'):
-            for layout in layouts:
-                speedup = seconds[f'{name}{layout}'] / seconds[
-                    f'{name}{layout}, bf16']
-                print(f'{name}{layout}: float32 / bfloat16 step time: '
-                      f'{speedup:.2f}')
+            lines.append(f'{name}: channels-last / contiguous step time: '
+                         f'{ratio:.2f}')
+    for name, layout in bf16_steps(record):
+        ratio = seconds[name + layout] / seconds[f'{name}{layout}, bf16']
+        lines.append(f'{name}{layout}: float32 / bfloat16 step time: '
+                     f'{ratio:.2f}')
+    return lines
+
+
+def bf16_steps(record: dict) -> list:
+    """``(step, layout)`` of every step the record timed in both float32
+    and bfloat16."""
+    return [(name, layout) for name in ('plain', 'LSSKD')
+            for layout in ('', ', channels-last')
+            if f'{name}{layout}, bf16' in record['seconds']]
+
+
+def caption(records: list) -> list:
+    """Each record's command, device and date, as a list."""
+    return [f'- `{r["command"]}`: {r["device"]}, {r["allocator"]}, '
+            f'{r["date"]}' for r in records]
+
+
+def efficiency_table(records: list) -> list:
+    """docs/benchmarks.md's efficiency table: a row per record."""
+    lines = caption(records) + [
+        '', '| student | FLOP ratio | LSSKD step / plain step | efficiency '
+        '| reference (official HSSAKD) | K-view floor | store share | '
+        'target share | peak step memory, plain / LSSKD (MB) | '
+        'channels-last / contiguous step, plain / LSSKD |',
+        '|---|---|---|---|---|---|---|---|---|---|'
+    ]
+    for record in records:
+        seconds, memory = record['seconds'], record['peak_step_mb']
+        ratios = efficiency(record)
+        official = (f'{ratios["official"]:.2f} (FLOP ratio '
+                    f'{record["official_flop_ratio"]:.2f})'
+                    if 'official' in ratios else 'no 4-view network there')
+        layouts = ' / '.join(
+            f'{seconds[f"{name}, channels-last"] / seconds[name]:.2f}'
+            for name in ('plain', 'LSSKD')
+            if f'{name}, channels-last' in seconds) or 'not timed'
+        lines.append(
+            f'| {record["model"]} | {ratios["flops"]:.2f} | '
+            f'{ratios["time"]:.2f} ({seconds["LSSKD"]:.3f} s / '
+            f'{seconds["plain"]:.3f} s) | {ratios["efficiency"]:.2f} | '
+            f'{official} | {ratios["floor"]:.2f} | {ratios["store"]:.2f} % | '
+            f'{ratios["targets"]:.2f} % | {memory["plain"]:.0f} / '
+            f'{memory["LSSKD"]:.0f} | {layouts} |')
+    return lines
+
+
+def bf16_table(records: list) -> list:
+    """docs/benchmarks.md's bfloat16 table: every step a record timed in
+    both precisions, by CPU."""
+    records = [r for r in records if bf16_steps(r)]
+    if not records:
+        return ['No record times bfloat16 steps yet.']
+    lines = caption(records) + [
+        '', '| CPU | student | step | float32 (s) | bfloat16 (s) | '
+        'float32 / bfloat16 | peak step memory, float32 / bfloat16 (MB) |',
+        '|---|---|---|---|---|---|---|'
+    ]
+    for record in records:
+        seconds, memory = record['seconds'], record['peak_step_mb']
+        for name, layout in bf16_steps(record):
+            fp32, bf16 = name + layout, f'{name}{layout}, bf16'
+            lines.append(
+                f'| {record["device"]} | {record["model"]} | {fp32} | '
+                f'{seconds[fp32]:.3f} | {seconds[bf16]:.3f} | '
+                f'{seconds[fp32] / seconds[bf16]:.2f} | '
+                f'{memory[fp32]:.0f} / {memory[bf16]:.0f} |')
+    return lines
+
+
+def load_records() -> list:
+    """The committed records, in the order the page lists them."""
+    return [json.loads(p.read_text()) for p in sorted(RECORDS.glob('*.json'))]
+
+
+def update_docs(records: list) -> None:
+    """Write docs/benchmarks.md's efficiency and bfloat16 tables."""
+    write_block(PAGE, *EFFICIENCY_MARKERS, efficiency_table(records))
+    write_block(PAGE, *BF16_MARKERS, bf16_table(records))
+
+
+def main() -> None:
+    args = parse_args()
+    if args.update_docs:
+        update_docs(load_records())
+        return
+    heap_reuse = not args.glibc_default and reuse_freed_heap_memory()
+    record = dict(
+        model=args.model, batch_size=args.batch_size, repeats=args.repeats,
+        device=device_name(), torch=torch.__version__,
+        allocator=('heap reuse' if heap_reuse else 'glibc malloc defaults')
+        if not torch.cuda.is_available() else 'CUDA caching allocator',
+        date=datetime.date.today().isoformat(),
+        command=command_line('tools/benchmarks/training_efficiency.py'),
+        **measure(args))
+    print('\n' + '\n'.join(report(record)))
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(json.dumps(record, indent=1) + '\n')
 
 
 if __name__ == '__main__':
