@@ -469,6 +469,43 @@ def test_the_verdict_pairs_seeds_and_needs_three_and_the_spread():
                     reference='pskd') == []
 
 
+def test_options_that_change_training_need_a_results_folder_of_their_own(
+        monkeypatch, capsys, tmp_path):
+    """A run with --cfg-options that change what it learns would be
+    skipped for, or read as, the study's run of its method: refused unless
+    its results go elsewhere; a layout option is no such change. A result
+    file of such a run among the study's is refused when read."""
+    sys.path.insert(0, str(ROOT / 'tools/benchmarks'))
+    import cifar100_cpu_study
+    from cifar100_study_methods import load_results
+    argv = ['study', 'data', '--methods', 'lsskd', '--report-only',
+            '--cfg-options']
+    smoothing = 'model.head.loss.label_smooth_val=0.3'
+    monkeypatch.setattr('sys.argv', argv + [smoothing])
+    with pytest.raises(SystemExit):
+        cifar100_cpu_study.parse_args()
+    err = capsys.readouterr().err
+    assert "{'model.head.loss.label_smooth_val': 0.3} change what" in err
+    assert 'give this command a --results-dir' in err
+    for accepted in (['model.channels_last=True'],
+                     [smoothing, '--results-dir', str(tmp_path)]):
+        monkeypatch.setattr('sys.argv', argv + accepted)
+        cifar100_cpu_study.parse_args()
+    (tmp_path / 'lsskd_resnet20_0.2frac_12e_seed0.json').write_text(
+        json.dumps(dict(method='lsskd', seed=0, precision='fp32',
+                        cfg_options={'model.channels_last': True})))
+    args = argparse.Namespace(model='resnet20', fraction=0.2, epochs=12,
+                              holdout=0.0, precision='fp32',
+                              results_dir=str(tmp_path))
+    assert len(load_results(args)['lsskd']) == 1
+    (tmp_path / 'lsskd_resnet20_0.2frac_12e_seed1.json').write_text(
+        json.dumps(dict(method='lsskd', seed=1, precision='fp32',
+                        cfg_options={'custom_hooks.0.store.topk': 32})))
+    with pytest.raises(SystemExit, match=r"trained with --cfg-options "
+                       r"\{'custom_hooks.0.store.topk': 32\}"):
+        load_results(args)
+
+
 def test_bf16_is_refused_on_a_cpu_without_native_bfloat16(monkeypatch,
                                                           capsys):
     """Emulated bfloat16 trains many times slower than float32; the study

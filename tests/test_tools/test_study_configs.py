@@ -3,7 +3,6 @@ script trained for the rows it reports, so that `tools/train.py CONFIG`
 reproduces a row of docs/results.md and the model index may carry its
 measured top-1."""
 import argparse
-import json
 import re
 import sys
 
@@ -12,9 +11,9 @@ from conftest import ROOT
 from mmengine.config import Config
 
 sys.path.insert(0, str(ROOT / 'tools/benchmarks'))
-from cifar100_study_methods import STUDY_CONFIGS  # noqa: E402
+from cifar100_study_methods import (STUDY_CONFIGS,  # noqa: E402
+                                    StudyRow, load_results)
 
-RESULTS = ROOT / 'docs/results/cifar100_study'
 # Where the shipped config may differ from the study's: how the data are
 # found and loaded (the study reads the local folder it is given, in the
 # main process, on two cores), how often the log is written and under which
@@ -50,26 +49,22 @@ def flat(value, prefix=''):
     return out
 
 
-def study_settings(name: str) -> list:
-    """The study's settings of each committed run of ``name`` (its result
-    files record them); the name's own where none has finished yet."""
-    runs = [json.loads(p.read_text())
-            for p in sorted(RESULTS.glob(f'{name}_seed*.json'))]
+def study_settings(row: StudyRow) -> list:
+    """The study's settings of each committed run of ``row`` (its result
+    files record them); the row's own where none has finished yet."""
+    runs = load_results(row.regime_args()).get(row.method)
     if runs:
         return runs
-    method, model, fraction, epochs, precision = re.fullmatch(
-        r'(.+?)_(.+?)_([\d.]+)frac_(\d+)e_(\w+)', name).groups()
-    return [dict(method=method, model=model, fraction=float(fraction),
-                 epochs=int(epochs), holdout=0.0, precision=precision,
-                 channels_last=True, cfg_options={}, val_interval=None)]
+    return [dict(row._asdict(), holdout=0.0, channels_last=True,
+                 cfg_options={}, val_interval=None)]
 
 
-@pytest.mark.parametrize('name', sorted(STUDY_CONFIGS))
-def test_a_shipped_study_config_trains_what_the_study_trained(name):
+@pytest.mark.parametrize('row', sorted(STUDY_CONFIGS), ids=str)
+def test_a_shipped_study_config_trains_what_the_study_trained(row):
     from cifar100_cpu_study import study_config
-    shipped_cfg = Config.fromfile(str(ROOT / STUDY_CONFIGS[name]))
+    shipped_cfg = Config.fromfile(str(ROOT / STUDY_CONFIGS[row]))
     shipped = {**DEFAULTS, **flat(shipped_cfg.to_dict())}
-    for run in study_settings(name):
+    for run in study_settings(row):
         args = argparse.Namespace(
             data='/elsewhere/cifar-100-python', model=run['model'],
             fraction=run['fraction'], holdout=run['holdout'],
@@ -92,8 +87,8 @@ def test_a_shipped_study_config_trains_what_the_study_trained(name):
 def test_the_comparison_sees_a_setting_that_changes_training():
     """What the test above ignores is only how the data load and the log
     is written: a changed milestone, subset seed or precision shows."""
-    cfg = Config.fromfile(str(ROOT / STUDY_CONFIGS[
-        'lsskd_resnet20_0.2frac_60e_bf16']))
+    cfg = Config.fromfile(str(ROOT / STUDY_CONFIGS[StudyRow(
+        'lsskd', 'resnet20', 0.2, 60, 'bf16')]))
     before = flat(cfg.to_dict())
     cfg.merge_from_dict({'param_scheduler.milestones': [38, 45, 53],
                          'train_dataloader.dataset.seed': 1,

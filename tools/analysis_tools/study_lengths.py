@@ -23,7 +23,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / 'tools/benchmarks'))
 from cifar100_study_methods import (LABELS, PRECISIONS,  # noqa: E402
-                                    load_results)
+                                    RESULTS_DIR, load_results)
 from cifar100_study_report import legend_label  # noqa: E402
 
 
@@ -36,7 +36,7 @@ def parse_args() -> argparse.Namespace:
         help='EPOCHS:PRECISION of each study regime to show')
     parser.add_argument('--methods', nargs='+', default=['pskd', 'lsskd'])
     parser.add_argument(
-        '--results-dir', default=str(ROOT / 'docs/results/cifar100_study'))
+        '--results-dir', default=str(RESULTS_DIR))
     parser.add_argument('--out', required=True, help='the PNG to write')
     return parser.parse_args()
 

@@ -58,8 +58,9 @@ from mmlsskd.engine.optimizers import cpu_runs_bf16_natively
 # Beside this script.
 from cifar100_students import add_student_arguments, local_cifar100
 from cifar100_study_methods import (DERIVED, METHODS, OVERRIDES, PRECISIONS,
-                                    ROOT, load_results, result_path,
-                                    scaled_milestones)
+                                    RESULTS_DIR, ROOT, load_results,
+                                    result_path, scaled_milestones,
+                                    training_options)
 from cifar100_study_report import (lead_by_seed_table, past_prediction_table,
                                    plot, report, update_docs)
 
@@ -102,7 +103,7 @@ def parse_args(argv=None) -> argparse.Namespace:
         '--work-dir', default='work_dirs/cifar100_cpu_study',
         help='where the configs, logs and checkpoints go')
     parser.add_argument(
-        '--results-dir', default=str(ROOT / 'docs/results/cifar100_study'),
+        '--results-dir', default=str(RESULTS_DIR),
         help='one JSON file per finished run; runs with a file are skipped')
     parser.add_argument(
         '--plot', default=None,
@@ -133,8 +134,9 @@ def parse_args(argv=None) -> argparse.Namespace:
         help='train this many runs at once, sharing the threads this '
         'process would use among them (OMP_NUM_THREADS, else the cores): '
         'a small network does not use two threads fully, so two runs at '
-        'once finish a study sooner (up to 1.25 times the LSSKD steps on 2 '
-        'cores, docs/benchmarks.md), each run later; fewer runs left to '
+        'once may finish a study sooner (jobs_throughput.py measures it '
+        'on the machine at hand, docs/benchmarks.md), each run later; '
+        'fewer runs left to '
         'train than this share all the threads. Each run\'s output '
         'goes to console.log in its work directory')
     args = parser.parse_args(argv)
@@ -148,6 +150,13 @@ def parse_args(argv=None) -> argparse.Namespace:
     if unreported:
         parser.error(f'--runs trains {unreported}, which --methods leaves '
                      f'out of the report: add them to --methods.')
+    options = training_options(args.cfg_options)
+    if options and Path(args.results_dir).resolve() == RESULTS_DIR:
+        parser.error(
+            f'--cfg-options {options} change what the methods train, and '
+            f'their result files would be read as the study\'s own: give '
+            f'this command a --results-dir (and --work-dir) of its own, or '
+            f'add the setting as a method in cifar100_study_methods.py.')
     if args.holdout and args.update_docs:
         parser.error('--update-docs writes the test-set table of the docs;'
                      ' a --holdout study is for choosing options: print its '

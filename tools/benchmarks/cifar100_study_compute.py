@@ -40,8 +40,9 @@ import statistics
 from pathlib import Path
 
 from cifar100_study_methods import (DIAGNOSTIC_METHODS,  # beside this
-                                    LABELS, METHODS, OVERRIDES, ROOT,
-                                    STUDY_CONFIGS, load_results, regime)
+                                    LABELS, METHODS, OVERRIDES, RESULTS_DIR,
+                                    ROOT, STUDY_CONFIGS, StudyRow,
+                                    load_results, regime)
 from cifar100_study_report import (RESULTS_PAGE, VERDICT_SEEDS,
                                    paired_difference, verdict_of,
                                    write_block)
@@ -73,7 +74,7 @@ def parse_args(argv=None) -> argparse.Namespace:
         '--long-epochs', type=int, default=240,
         help='cross-entropy\'s compute-matched length')
     parser.add_argument(
-        '--results-dir', default=str(ROOT / 'docs/results/cifar100_study'))
+        '--results-dir', default=str(RESULTS_DIR))
     parser.add_argument(
         '--cost', default=None,
         help='the cost file (default: docs/results/cost/cost_<regime>.json '
@@ -471,7 +472,8 @@ def zoo_table(args: argparse.Namespace, methods: list) -> list:
             # The study's own config where one ships; else the paper's
             # config the study shrank.
             config = STUDY_CONFIGS.get(
-                f'{method}_{name}', METHODS[method].format(model=args.model))
+                StudyRow(method, args.model, args.fraction, epochs,
+                         precision), METHODS[method].format(model=args.model))
             overrides = ''.join(f', `{key}={value}`' for key, value in
                                 OVERRIDES.get(method, {}).items())
 

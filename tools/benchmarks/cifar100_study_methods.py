@@ -12,8 +12,11 @@ study script, its report and the analysis tools that read its results.
 import argparse
 import json
 from pathlib import Path
+from typing import NamedTuple
 
 ROOT = Path(__file__).resolve().parents[2]
+# Where the study's result files are committed.
+RESULTS_DIR = ROOT / 'docs/results/cifar100_study'
 ABLATIONS = ('no-hier', 'no-kl', 'no-feat', 'no-past', 'cls-kd', 'cls-kd-all',
              'branch-target', 'cls-kd-all-branch-target', 'precise-bn',
              'all-options')
@@ -105,22 +108,50 @@ DERIVED = {
 # Training precisions: the optimizer wrapper each trains with. A result's
 # file name carries any precision but float32 (whose files came first).
 PRECISIONS = dict(fp32='OptimWrapper', bf16='BF16AmpOptimWrapper')
-# The runs a user can train again with tools/train.py: the study's config of
-# the method at seed 0 in that regime, shipped, keyed by the name of its
-# result files (``{method}_{regime}``). The model index takes their measured
-# top-1 from those files.
+
+class StudyRow(NamedTuple):
+    """A method of the study trained in one regime: a row of its tables."""
+    method: str
+    model: str
+    fraction: float
+    epochs: int
+    precision: str
+
+    def regime_args(self, results_dir=RESULTS_DIR) -> argparse.Namespace:
+        """The study's arguments that name this row's regime, for
+        :func:`regime` and :func:`load_results`."""
+        return argparse.Namespace(
+            model=self.model, fraction=self.fraction, epochs=self.epochs,
+            holdout=0.0, precision=self.precision,
+            results_dir=str(results_dir))
+
+
+# The rows a user can train again with tools/train.py: the study's config of
+# the method at seed 0 in that regime, shipped. The model index takes their
+# measured top-1 from the rows' result files.
 STUDY_CONFIGS = {
-    'ce_resnet20_0.2frac_60e_bf16':
+    StudyRow('ce', 'resnet20', 0.2, 60, 'bf16'):
     'configs/baselines/resnet20_1xb64-60e-bf16_cifar100-20pct.py',
-    'lbs_resnet20_0.2frac_60e_bf16':
+    StudyRow('lbs', 'resnet20', 0.2, 60, 'bf16'):
     'configs/baselines/resnet20_1xb64-60e-bf16-lbs_cifar100-20pct.py',
-    'ce_resnet20_0.2frac_240e_bf16':
+    StudyRow('ce', 'resnet20', 0.2, 240, 'bf16'):
     'configs/baselines/resnet20_1xb64-240e-bf16_cifar100-20pct.py',
-    'pskd_resnet20_0.2frac_60e_bf16':
+    StudyRow('pskd', 'resnet20', 0.2, 60, 'bf16'):
     'configs/pskd/pskd_resnet20_1xb64-60e-bf16_cifar100-20pct.py',
-    'lsskd_resnet20_0.2frac_60e_bf16':
+    StudyRow('lsskd', 'resnet20', 0.2, 60, 'bf16'):
     'configs/lsskd/lsskd_resnet20_1xb64-60e-bf16_cifar100-20pct.py',
 }
+
+
+# --cfg-options that change how a run computes, not what it learns (a test
+# checks that channels-last leaves the losses and gradients as they are).
+LAYOUT_OPTIONS = ('model.channels_last', )
+
+
+def training_options(options: dict) -> dict:
+    """The ``--cfg-options`` among ``options`` that change what a run
+    learns."""
+    return {k: v for k, v in options.items() if k not in LAYOUT_OPTIONS}
 
 
 # The paper's learning-rate drops, in epochs of its 240.
@@ -160,5 +191,11 @@ def load_results(args: argparse.Namespace) -> dict:
                 raise SystemExit(
                     f'{path} holds a {precision} run, not the {args.precision}'
                     f' run its name says: move it aside.')
+            options = training_options(result.get('cfg_options', {}))
+            if options:
+                raise SystemExit(
+                    f'{path} holds a run trained with --cfg-options '
+                    f'{options}: it would be read as the study\'s {method}. '
+                    f'Move it to a results folder of its own.')
             results.setdefault(method, []).append(result)
     return results

@@ -16,7 +16,6 @@ Example::
     python tools/misc/make_model_index.py --check  # fail if out of date
 """
 import argparse
-import json
 import re
 import statistics
 import sys
@@ -26,9 +25,9 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / 'tools/benchmarks'))
-from cifar100_study_methods import STUDY_CONFIGS  # noqa: E402
+from cifar100_study_methods import (STUDY_CONFIGS,  # noqa: E402
+                                    load_results)
 
-STUDY_RESULTS = ROOT / 'docs/results/cifar100_study'
 RESULT_SEEDS = 3
 # folder: (collection, paper title, paper URL, what it trains)
 COLLECTIONS = {
@@ -82,10 +81,9 @@ def total_batch_size(path: Path, cfg) -> int:
 def measured_results(path: Path, dataset: str) -> list:
     """mmpretrain's ``Results`` of a study config: the mean last-epoch
     test top-1 and top-5 of its runs, none before three seeds."""
-    names = [n for n, c in STUDY_CONFIGS.items()
-             if ROOT / c == path.resolve()]
-    runs = [json.loads(p.read_text()) for name in names
-            for p in sorted(STUDY_RESULTS.glob(f'{name}_seed*.json'))]
+    runs = [run for row, config in STUDY_CONFIGS.items()
+            if ROOT / config == path.resolve()
+            for run in load_results(row.regime_args()).get(row.method, [])]
     if len(runs) < RESULT_SEEDS:
         return []
     return [{
