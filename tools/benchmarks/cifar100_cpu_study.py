@@ -128,7 +128,9 @@ def parse_args(argv=None) -> argparse.Namespace:
         'the plain classifier has no such option')
     parser.add_argument(
         '--cfg-options', nargs='+', action=DictAction, default={},
-        help='extra key=value overrides for every method (tools/train.py)')
+        help='extra key=value overrides for every method (tools/train.py);'
+        ' those that change what a method learns need a --results-dir of '
+        'their own')
     parser.add_argument(
         '--jobs', type=int, default=1,
         help='train this many runs at once, sharing the threads this '
